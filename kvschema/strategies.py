@@ -1,0 +1,195 @@
+"""Hypothesis strategies for kvschema's models, for property tests (yours and ours).
+
+Needs hypothesis (``pip install 'kvschema[test]'``).
+
+>>> from hypothesis import given
+>>> from kvschema import parse_spec
+>>> @given(cache_specs())
+... def test_round_trip(spec):
+...     assert parse_spec(spec.model_dump_json()) == spec
+>>> test_round_trip()
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # pragma: no cover - exercised only without hypothesis
+    raise ImportError(
+        "kvschema.strategies needs hypothesis; install it with: pip install 'kvschema[test]'"
+    ) from exc
+
+from kvschema.dtypes import DTYPE_ALIASES, DTYPE_SIZES, dtype_size
+from kvschema.groups import CacheGroupsConfig, CacheGroupSpec
+from kvschema.masks import AttnMaskType, MaskDetail
+from kvschema.specs import (
+    CacheSpec,
+    ChunkedLocalAttentionSpec,
+    FullAttentionSpec,
+    MambaSpec,
+    SlidingWindowSpec,
+)
+
+__all__ = [
+    "attention_geometries",
+    "cache_group_specs",
+    "cache_groups_configs",
+    "cache_specs",
+    "chunked_local_attention_specs",
+    "dtype_inputs",
+    "dtypes",
+    "full_attention_specs",
+    "mamba_specs",
+    "mask_details",
+    "sliding_window_specs",
+]
+
+#: Canonical dtype names.
+dtypes = st.sampled_from(sorted(DTYPE_SIZES))
+#: Anything a document may name a dtype with: canonical names and aliases.
+dtype_inputs = st.sampled_from(sorted({*DTYPE_SIZES, *DTYPE_ALIASES}))
+
+_page_sizes = st.sampled_from([1, 8, 16, 32, 64, 128, 256]) | st.integers(1, 4096)
+_heads = st.sampled_from([1, 2, 4, 8, 16, 32]) | st.integers(1, 256)
+_head_sizes = st.sampled_from([64, 80, 96, 128, 192, 256, 576]) | st.integers(1, 1024)
+_windows = st.sampled_from([128, 512, 1024, 2047, 4096, 8192]) | st.integers(1, 1 << 20)
+
+
+def attention_geometries() -> st.SearchStrategy[dict[str, Any]]:
+    """Keyword arguments shared by attention specs: page size, heads, head size, dtype."""
+    return st.fixed_dictionaries(
+        {
+            "page_size": _page_sizes,
+            "num_kv_heads": _heads,
+            "head_size": _head_sizes,
+            "dtype": dtypes,
+        }
+    )
+
+
+@st.composite
+def full_attention_specs(draw: st.DrawFn) -> FullAttentionSpec:
+    """Full-attention specs, MLA or not, recording a window, a chunk size or neither."""
+    recorded = draw(
+        st.sampled_from(["none", "window", "chunk"]).flatmap(
+            lambda which: st.fixed_dictionaries(
+                {}
+                if which == "none"
+                else {"sliding_window" if which == "window" else "attention_chunk_size": _windows}
+            )
+        )
+    )
+    return FullAttentionSpec(
+        **draw(attention_geometries()), use_mla=draw(st.booleans()), **recorded
+    )
+
+
+def sliding_window_specs() -> st.SearchStrategy[SlidingWindowSpec]:
+    """Sliding-window specs."""
+    return st.builds(
+        lambda geometry, window: SlidingWindowSpec(**geometry, sliding_window=window),
+        attention_geometries(),
+        _windows,
+    )
+
+
+def chunked_local_attention_specs() -> st.SearchStrategy[ChunkedLocalAttentionSpec]:
+    """Chunked local-attention specs, MLA or not."""
+    return st.builds(
+        lambda geometry, chunk, mla: ChunkedLocalAttentionSpec(
+            **geometry, attention_chunk_size=chunk, use_mla=mla
+        ),
+        attention_geometries(),
+        _windows,
+        st.booleans(),
+    )
+
+
+@st.composite
+def mamba_specs(draw: st.DrawFn) -> MambaSpec:
+    """Recurrent-state specs with one to three states, sometimes padded."""
+    shapes = draw(
+        st.lists(
+            st.lists(st.integers(1, 512), min_size=1, max_size=3).map(tuple), min_size=1, max_size=3
+        )
+    )
+    dtype = draw(dtypes)
+    raw = sum(prod(shape) for shape in shapes) * dtype_size(dtype)
+    padded = draw(st.none() | st.integers(raw, raw * 2))
+    return MambaSpec(
+        page_size=draw(_page_sizes), shapes=tuple(shapes), dtype=dtype, page_size_padded=padded
+    )
+
+
+def cache_specs() -> st.SearchStrategy[CacheSpec]:
+    """Any valid spec."""
+    return st.one_of(
+        full_attention_specs(),
+        sliding_window_specs(),
+        chunked_local_attention_specs(),
+        mamba_specs(),
+    )
+
+
+def cache_group_specs() -> st.SearchStrategy[CacheGroupSpec]:
+    """Groups of one spec and 1..16 distinct layer names."""
+    return st.builds(
+        lambda spec, count: CacheGroupSpec(
+            kv_cache_spec=spec, layer_names=[f"layer.{i}" for i in range(count)]
+        ),
+        cache_specs(),
+        st.integers(1, 16),
+    )
+
+
+@st.composite
+def cache_groups_configs(draw: st.DrawFn, max_layers: int = 64) -> CacheGroupsConfig:
+    """Whole configs: one to four groups with distinct type_ids over ``layer.0..n-1``."""
+    specs = draw(st.lists(cache_specs(), min_size=1, max_size=4, unique_by=lambda s: s.type_id))
+    num_pages = draw(st.integers(1, 1 << 20))
+    if len(specs) == 1 and draw(st.booleans()):
+        return CacheGroupsConfig(
+            num_pages=num_pages, kv_cache_groups=[CacheGroupSpec(kv_cache_spec=specs[0])]
+        )
+    count = draw(st.integers(len(specs), max(len(specs), max_layers)))
+    owners = list(range(len(specs))) + draw(
+        st.lists(
+            st.integers(0, len(specs) - 1), min_size=count - len(specs), max_size=count - len(specs)
+        )
+    )
+    owners = draw(st.permutations(owners))
+    names: list[list[str]] = [[] for _ in specs]
+    for index, owner in enumerate(owners):
+        names[owner].append(f"layer.{index}")
+    return CacheGroupsConfig(
+        num_pages=num_pages,
+        kv_cache_groups=[
+            CacheGroupSpec(kv_cache_spec=spec, layer_names=group)
+            for spec, group in zip(specs, names, strict=True)
+        ],
+    )
+
+
+@st.composite
+def mask_details(draw: st.DrawFn, max_layers: int = 48) -> dict[int, MaskDetail]:
+    """Mask details for layers ``0..n-1``: full, sliding (a few windows) and chunked layers.
+
+    Full layers sometimes carry the model's global window in ``size``, as EasyDeL hands it.
+    """
+    count = draw(st.integers(1, max_layers))
+    windows = draw(st.lists(_windows, min_size=1, max_size=3, unique=True))
+    chunks = draw(st.lists(_windows, min_size=1, max_size=2, unique=True))
+    details = {}
+    for index in range(count):
+        kind = draw(st.sampled_from(list(AttnMaskType)))
+        if kind is AttnMaskType.FULL:
+            detail = MaskDetail(mask_type=kind, size=draw(st.none() | st.sampled_from(windows)))
+        elif kind is AttnMaskType.SLIDING:
+            detail = MaskDetail(mask_type=kind, size=draw(st.sampled_from(windows)))
+        else:
+            detail = MaskDetail(mask_type=kind, chunks=draw(st.sampled_from(chunks)))
+        details[index] = detail
+    return details
