@@ -1,5 +1,8 @@
 """kvschema: the KV-cache layout of an LLM inference engine as a checked, serializable schema.
 
+Public names load on first use, so ``import kvschema`` (and ``kvschema --version``) stays
+instant; the first model you touch imports pydantic.
+
 >>> import kvschema
 >>> spec = kvschema.parse_spec({"kind": "full_attention", "page_size": 16,
 ...                             "num_kv_heads": 8, "head_size": 128, "dtype": "bf16"})
@@ -7,33 +10,66 @@
 'full_attention_16_65536'
 """
 
-from kvschema.dtypes import DTYPE_ALIASES, DTYPE_SIZES, canonical_dtype, dtype_size
-from kvschema.errors import (
-    DTypeError,
-    InvalidArgumentError,
-    KVSchemaError,
-    MaskDetailsError,
-    SpecMergeError,
-)
-from kvschema.groups import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
-from kvschema.masks import (
-    AttnMaskType,
-    MaskDetail,
-    create_kv_cache_specs_from_config,
-    groups_from_mask_details,
-)
-from kvschema.schema import json_schemas
-from kvschema.specs import (
-    CacheSpec,
-    ChunkedLocalAttentionSpec,
-    FullAttentionSpec,
-    MambaSpec,
-    SlidingWindowSpec,
-    merge_specs,
-    parse_spec,
-)
+from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from kvschema._version import __version__
+
+if TYPE_CHECKING:
+    from kvschema.dtypes import DTYPE_ALIASES, DTYPE_SIZES, canonical_dtype, dtype_size
+    from kvschema.errors import (
+        DTypeError,
+        InvalidArgumentError,
+        KVSchemaError,
+        MaskDetailsError,
+        SpecMergeError,
+    )
+    from kvschema.groups import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
+    from kvschema.masks import (
+        AttnMaskType,
+        MaskDetail,
+        create_kv_cache_specs_from_config,
+        groups_from_mask_details,
+    )
+    from kvschema.schema import json_schemas
+    from kvschema.specs import (
+        CacheSpec,
+        ChunkedLocalAttentionSpec,
+        FullAttentionSpec,
+        MambaSpec,
+        SlidingWindowSpec,
+        merge_specs,
+        parse_spec,
+    )
+
+_WHERE: dict[str, str] = {
+    "AttnMaskType": "masks",
+    "CacheGroupSpec": "groups",
+    "CacheGroupsConfig": "groups",
+    "CacheSpec": "specs",
+    "ChunkedLocalAttentionSpec": "specs",
+    "DTYPE_ALIASES": "dtypes",
+    "DTYPE_SIZES": "dtypes",
+    "DTypeError": "errors",
+    "FullAttentionSpec": "specs",
+    "InvalidArgumentError": "errors",
+    "KVSchemaError": "errors",
+    "MambaSpec": "specs",
+    "MaskDetail": "masks",
+    "MaskDetailsError": "errors",
+    "SCHEMA_VERSION": "groups",
+    "SlidingWindowSpec": "specs",
+    "SpecMergeError": "errors",
+    "canonical_dtype": "dtypes",
+    "create_kv_cache_specs_from_config": "masks",
+    "dtype_size": "dtypes",
+    "groups_from_mask_details": "masks",
+    "json_schemas": "schema",
+    "merge_specs": "specs",
+    "parse_spec": "specs",
+}
 
 __all__ = [
     "AttnMaskType",
@@ -62,3 +98,16 @@ __all__ = [
     "merge_specs",
     "parse_spec",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kvschema' has no attribute {name!r}")
+    value = getattr(import_module(f"kvschema.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -6,17 +6,133 @@ Exit codes: 0 success, 1 a document is wrong (or schemas drifted), 2 usage or I/
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, Any
 
-__all__ = ["main"]
+from kvschema._version import __version__
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
-def _version() -> str:
-    from kvschema import __version__
+class _Style:
+    """ANSI colour on a terminal, never with NO_COLOR or TERM=dumb."""
 
-    return __version__
+    def __init__(self, stream: IO[str]) -> None:
+        self.on = (
+            stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+        )
+
+    def __call__(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.on else text
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from kvschema.checking import check_document
+    from kvschema.loaders import Limits, LoadError, load_file
+
+    limits = Limits(max_bytes=args.max_bytes, max_depth=args.max_depth, max_values=args.max_values)
+    style = _Style(sys.stdout)
+    report: list[dict[str, Any]] = []
+    worst = EXIT_OK
+    for name in args.files:
+        entry: dict[str, Any] = {"file": name, "ok": True, "documents": 0, "errors": []}
+        report.append(entry)
+        try:
+            documents = load_file(name, args.format, limits)
+        except LoadError as err:
+            entry.update(ok=False, load_error=err.message)
+            entry["errors"].append(
+                {
+                    "document": None,
+                    "path": None,
+                    "message": err.message,
+                    "type": err.error_type,
+                    "line": err.fields.get("line"),
+                    "column": err.fields.get("column"),
+                }
+            )
+            worst = EXIT_USAGE
+            continue
+        entry["documents"] = len(documents)
+        if not documents:
+            entry["ok"] = False
+            entry["errors"].append(
+                {
+                    "document": None,
+                    "path": "$",
+                    "message": "empty file: no document to check",
+                    "type": "empty_document",
+                    "line": None,
+                    "column": None,
+                }
+            )
+        kinds = []
+        for document in documents:
+            kind, issues = check_document(document, args.kind, args.path)
+            kinds.append(kind)
+            for issue in issues:
+                entry["ok"] = False
+                entry["errors"].append(
+                    {
+                        "document": issue.document if len(documents) > 1 else None,
+                        "path": issue.path,
+                        "message": issue.message,
+                        "type": issue.error_type,
+                        "line": issue.line,
+                        "column": issue.column,
+                    }
+                )
+        entry["kinds"] = kinds
+        if not entry["ok"]:
+            worst = max(worst, EXIT_INVALID)
+
+    if args.output == "json":
+        print(json.dumps({"ok": worst == EXIT_OK, "files": report}, indent=2))
+        return worst
+    invalid = 0
+    for entry in report:
+        name = entry["file"]
+        for error in entry["errors"]:
+            where = name
+            if error["line"] is not None:
+                where += f":{error['line']}"
+                if error["column"] is not None:
+                    where += f":{error['column']}"
+            parts = [style(where + ":", "1")]
+            if error["document"] is not None:
+                parts.append(f"document {error['document']}:")
+            if error["path"] is not None and error["type"] != "load":
+                parts.append(f"{error['path']}:")
+            parts.append(f"{error['message']} {style('[' + error['type'] + ']', '31')}")
+            print(" ".join(parts))
+        if entry["errors"]:
+            invalid += 1
+        elif args.verbose:
+            taken = ", ".join(k or "?" for k in entry["kinds"])
+            print(f"{name}: ok ({taken})")
+    if not args.quiet:
+        total = len(report)
+        if invalid:
+            print(f"{invalid} of {total} file(s) failed", file=sys.stderr)
+        else:
+            print(f"ok: {total} file(s) valid", file=sys.stderr)
+    return worst
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -29,16 +145,16 @@ def _cmd_schema(args: argparse.Namespace) -> int:
             print(f"{path}: differs from the schema the code generates", file=sys.stderr)
         if stale:
             print(f"regenerate with: kvschema schema --out {out}", file=sys.stderr)
-            return 1
-        return 0
+            return EXIT_INVALID
+        return EXIT_OK
     try:
         written = write_schemas(out)
     except OSError as err:
         print(f"kvschema: cannot write {out}: {err.strerror or err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     for path in written:
         print(path)
-    return 0
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,8 +163,54 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kvschema",
         description="Check, plan and exchange the KV-cache layouts of LLM inference engines.",
     )
-    parser.add_argument("--version", action="version", version=f"kvschema {_version()}")
+    parser.add_argument("--version", action="version", version=f"kvschema {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check deploy files that hold a KV-cache layout",
+        description="Check YAML, JSON or TOML files holding a cache spec, a group or a "
+        "CacheGroupsConfig. Exit 0 when all are valid, 1 when a document is wrong, 2 for "
+        "usage errors and files that cannot be read, parsed or kept within the limits.",
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="files to check; - reads stdin")
+    validate.add_argument(
+        "--path",
+        metavar="POINTER",
+        help="JSON pointer to the section to check, e.g. /serving/kv_cache",
+    )
+    validate.add_argument(
+        "--kind",
+        choices=["spec", "group", "config"],
+        help="the document type (default: recognised)",
+    )
+    validate.add_argument(
+        "--format",
+        choices=["yaml", "json", "toml"],
+        help="parse every file as this (default: by extension; stdin: JSON if it starts with { or [)",
+    )
+    validate.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    loud = validate.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    loud.add_argument("-v", "--verbose", action="store_true", help="also a line per valid file")
+    validate.add_argument(
+        "--max-bytes",
+        type=_positive,
+        default=16 * 1024 * 1024,
+        metavar="N",
+        help="largest file read (default: 16 MiB)",
+    )
+    validate.add_argument(
+        "--max-depth", type=_positive, default=64, metavar="N", help="deepest nesting (default: 64)"
+    )
+    validate.add_argument(
+        "--max-values",
+        type=_positive,
+        default=1_000_000,
+        metavar="N",
+        help="most values, YAML aliases counted as expanded (default: 1000000)",
+    )
+    validate.set_defaults(handler=_cmd_validate)
 
     schema = commands.add_parser(
         "schema", help="write the JSON Schemas, or check committed ones for drift"
@@ -67,6 +229,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
+        return EXIT_USAGE
     code: int = args.handler(args)
     return code

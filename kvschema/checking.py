@@ -1,0 +1,215 @@
+"""Checking loaded documents: recognise what a document is, validate it, and say where it is wrong.
+
+>>> from kvschema.loaders import load_text
+>>> (doc,) = load_text("kind: full_attention\\npage_size: 0\\nnum_kv_heads: 8\\n"
+...                    "head_size: 128\\ndtype: bf16\\n", "yaml")
+>>> kind, issues = check_document(doc)
+>>> kind, [(i.line, i.path, i.error_type) for i in issues]
+('spec', [(2, '$.page_size', 'greater_than_equal')])
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+
+from kvschema.errors import KVSchemaError
+from kvschema.groups import CacheGroupsConfig, CacheGroupSpec
+from kvschema.loaders import Document
+from kvschema.specs import CacheSpec
+
+__all__ = [
+    "DOCUMENT_KINDS",
+    "DocumentKind",
+    "Issue",
+    "PointerError",
+    "check_document",
+    "format_path",
+    "recognise",
+    "resolve_pointer",
+]
+
+DocumentKind = Literal["spec", "group", "config"]
+#: What ``--kind`` takes, and the model each names.
+DOCUMENT_KINDS: dict[str, str] = {
+    "spec": "a cache spec (a mapping with kind)",
+    "group": "a CacheGroupSpec (a mapping with kv_cache_spec)",
+    "config": "a CacheGroupsConfig (a mapping with kv_cache_groups)",
+}
+_SPEC_KINDS = frozenset({"full_attention", "sliding_window", "local_attention", "mamba"})
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {
+    "spec": TypeAdapter(CacheSpec),
+    "group": TypeAdapter(CacheGroupSpec),
+    "config": TypeAdapter(CacheGroupsConfig),
+}
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class PointerError(KVSchemaError):
+    """A ``--path`` JSON pointer that names no section of the document."""
+
+    error_type = "path_not_found"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One thing wrong with a document, where it is, and the rule's stable id."""
+
+    document: int
+    path: str
+    message: str
+    error_type: str
+    line: int | None = None
+    column: int | None = None
+
+
+def format_path(path: tuple[Any, ...]) -> str:
+    """A JSONPath-style rendering of a location: ``$.groups[1].spec``.
+
+    >>> format_path(("kv_cache_groups", 1, "kv_cache_spec", "a key"))
+    "$.kv_cache_groups[1].kv_cache_spec['a key']"
+    """
+    out = ["$"]
+    for part in path:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out.append(f"[{part}]")
+        elif isinstance(part, str) and _IDENT.match(part):
+            out.append(f".{part}")
+        else:
+            out.append(f"[{part!r}]")
+    return "".join(out)
+
+
+def recognise(data: Any) -> str | None:
+    """What a document is, from its keys: ``config``, ``group``, ``spec``, or None."""
+    if not isinstance(data, dict):
+        return None
+    if "kv_cache_groups" in data:
+        return "config"
+    if "kv_cache_spec" in data:
+        return "group"
+    if "kind" in data:
+        return "spec"
+    return None
+
+
+def resolve_pointer(data: Any, pointer: str) -> tuple[Any, tuple[Any, ...]]:
+    """The section an RFC 6901 JSON pointer names, and its path.
+
+    >>> resolve_pointer({"serving": {"kv_cache": {"a": 1}}}, "/serving/kv_cache")
+    ({'a': 1}, ('serving', 'kv_cache'))
+    """
+    if pointer in ("", "/"):
+        return data, ()
+    if not pointer.startswith("/"):
+        raise PointerError(f"--path {pointer!r} must be a JSON pointer starting with '/'")
+    node: Any = data
+    path: tuple[Any, ...] = ()
+    for raw in pointer[1:].split("/"):
+        token = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and token in node:
+            key: Any = token
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            key = int(token)
+        else:
+            where = format_path(path)
+            raise PointerError(f"section {pointer} not found: {where} has no {token!r}", path=where)
+        node, path = node[key], (*path, key)
+    return node, path
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A pydantic location with union tags left out, following the data."""
+    out: list[Any] = []
+    node = data
+    parts = list(loc)
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        if isinstance(node, dict) and node.get("kind") == part and part in _SPEC_KINDS:
+            i += 1  # the discriminated union's tag, not a key of the data
+            if i == len(parts):
+                break
+            part = parts[i]
+        out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+        i += 1
+    return tuple(out)
+
+
+def _message(error: Any) -> str:
+    message: str = error["msg"]
+    value = error.get("input")
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} (NaN / Infinity) is not a number kvschema accepts here"
+    if value is None or isinstance(value, (dict, list)) or error["type"] == "missing":
+        return message
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return message if shown in message or str(value) in message else f"{message}, got {shown}"
+
+
+def check_document(
+    document: Document, kind: str | None = None, pointer: str | None = None
+) -> tuple[str | None, list[Issue]]:
+    """Validate one loaded document; return what it was taken for and every issue found.
+
+    ``kind`` forces the document type (see :data:`DOCUMENT_KINDS`); otherwise it is recognised
+    from its keys.  ``pointer`` selects a section (paths and lines stay the whole file's).
+    """
+    index = document.index
+    issues = [
+        Issue(index, format_path(p.path), p.message, p.error_type, p.line, p.column)
+        for p in document.problems
+    ]
+    if issues:
+        return kind, issues
+    data, base = document.data, ()
+    if pointer is not None:
+        try:
+            data, base = resolve_pointer(data, pointer)
+        except PointerError as err:
+            line = document.position(())
+            return kind, [Issue(index, "$", err.message, err.error_type, *(line or (None, None)))]
+    found = kind or recognise(data)
+    if found is None:
+        expected = "; ".join(DOCUMENT_KINDS.values())
+        what = "an empty document" if data is None else f"a {type(data).__name__}"
+        if isinstance(data, dict):
+            what = f"a mapping with keys {', '.join(map(str, list(data)[:6]))}"
+        position = document.position(base)
+        return None, [
+            Issue(
+                index,
+                format_path(base),
+                f"unrecognised document: found {what}; expected {expected} (or name it with --kind)",
+                "unrecognised_document",
+                *(position or (None, None)),
+            )
+        ]
+    try:
+        _ADAPTERS[found].validate_python(data)
+    except ValidationError as err:
+        for error in err.errors():
+            path = (*base, *_data_path(data, tuple(error["loc"])))
+            position = document.position(path)
+            issues.append(
+                Issue(
+                    index,
+                    format_path(path),
+                    _message(error),
+                    error["type"],
+                    *(position or (None, None)),
+                )
+            )
+    return found, issues

@@ -1,0 +1,511 @@
+"""Reading deploy files: YAML 1.2 (safe, through libyaml), JSON and TOML, with positions and limits.
+
+YAML is read event by event from libyaml and built here under the YAML 1.2 core schema:
+``yes``/``no`` stay strings, ``017`` is seventeen, no tag constructs an object.  Duplicate
+keys are reported with both lines, in YAML and JSON alike.  Limits on bytes, nesting depth
+and the number of values (aliases counted as expanded) end hostile files early.
+
+>>> (doc,) = load_text("kv:\\n  page_size: 017\\n  flag: yes\\n", "yaml")
+>>> doc.data, doc.position(("kv", "flag"))
+({'kv': {'page_size': 17, 'flag': 'yes'}}, (3, 3))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from kvschema.errors import KVSchemaError
+
+__all__ = [
+    "FORMATS",
+    "Document",
+    "Limits",
+    "LoadError",
+    "Problem",
+    "format_for",
+    "load_bytes",
+    "load_file",
+    "load_text",
+]
+
+Format = Literal["yaml", "json", "toml"]
+#: File formats by extension.
+FORMATS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
+Path_ = tuple[str | int, ...]
+
+
+class LoadError(KVSchemaError):
+    """A file that cannot be read, decoded, parsed, or kept within the limits (exit code 2)."""
+
+    error_type = "load"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that end hostile input early; each has a CLI flag.
+
+    >>> Limits().max_bytes
+    16777216
+    """
+
+    max_bytes: int = 16 * 1024 * 1024
+    max_depth: int = 64
+    max_values: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A fault found while reading a document (a duplicate key): the document is wrong."""
+
+    path: Path_
+    message: str
+    error_type: str
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass
+class Document:
+    """One document of a file: its data, where each value stands, and faults found on reading."""
+
+    data: Any
+    index: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    _positions: dict[Path_, tuple[int, int]] | None = None
+    _source: str | None = None
+
+    def position(self, path: Path_) -> tuple[int, int] | None:
+        """1-based (line, column) of the value (or its key) at ``path``, or of its nearest parent."""
+        if self._positions is None:
+            self._positions = _json_positions(self._source, self.index) if self._source else {}
+        while True:
+            found = self._positions.get(path)
+            if found is not None or not path:
+                return found
+            path = path[:-1]
+
+
+# -- YAML 1.2 core schema ------------------------------------------------------------------
+
+_INT10 = re.compile(r"[-+]?[0-9]+\Z")
+_INT8 = re.compile(r"0o[0-7]+\Z")
+_INT16 = re.compile(r"0x[0-9a-fA-F]+\Z")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
+_INF = re.compile(r"[-+]?\.(inf|Inf|INF)\Z")
+_NAN = re.compile(r"\.(nan|NaN|NAN)\Z")
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_TRUE = frozenset({"true", "True", "TRUE"})
+_FALSE = frozenset({"false", "False", "FALSE"})
+_TAG = "tag:yaml.org,2002:"
+
+
+def _to_int(text: str) -> int:
+    try:
+        if _INT8.match(text):
+            return int(text[2:], 8)
+        if _INT16.match(text):
+            return int(text[2:], 16)
+        return int(text, 10)
+    except ValueError:  # more digits than Python converts
+        raise LoadError(f"integer of {len(text)} digits is too long", value=text[:40]) from None
+
+
+def _to_float(text: str) -> float:
+    if _INF.match(text):
+        return -math.inf if text.startswith("-") else math.inf
+    if _NAN.match(text):
+        return math.nan
+    return float(text)
+
+
+def _plain(text: str) -> Any:
+    if text in _NULLS:
+        return None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    first = text[0]
+    if first.isdigit() or first in "+-.":
+        if _INT10.match(text) or _INT8.match(text) or _INT16.match(text):
+            return _to_int(text)
+        if _FLOAT.match(text) or _INF.match(text) or _NAN.match(text):
+            return _to_float(text)
+    return text
+
+
+def _tagged(tag: str, text: str) -> Any:
+    name = tag.removeprefix(_TAG)
+    if name == "str":
+        return text
+    value = _plain(text)
+    if name == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if name == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if name == "bool" and isinstance(value, bool):
+        return value
+    if name == "null" and value is None:
+        return None
+    if name in ("int", "float", "bool", "null"):
+        raise LoadError(f"{text!r} is not a valid !!{name}", tag=tag)
+    raise LoadError(f"unsupported tag {tag!r}: kvschema reads plain data only", tag=tag)
+
+
+class _Frame:
+    __slots__ = ("anchor", "container", "count_at_start", "key", "key_marks", "path")
+
+    def __init__(self, container: Any, path: Path_, anchor: str | None, count: int) -> None:
+        self.container = container
+        self.path = path
+        self.anchor = anchor
+        self.count_at_start = count
+        self.key: Any = _NO_KEY
+        self.key_marks: dict[Any, int] = {}
+
+
+_NO_KEY = object()
+
+
+def _yaml_documents(text: str, limits: Limits, keep_positions: bool = True) -> list[Document]:
+    from yaml import events
+    from yaml._yaml import CParser
+
+    scalar_t, alias_t = events.ScalarEvent, events.AliasEvent
+    map_t, seq_t = events.MappingStartEvent, events.SequenceStartEvent
+    map_end_t, seq_end_t = events.MappingEndEvent, events.SequenceEndEvent
+    doc_start_t, doc_end_t = events.DocumentStartEvent, events.DocumentEndEvent
+
+    parser = CParser(text)
+    documents: list[Document] = []
+    try:
+        stack: list[_Frame] = []
+        anchors: dict[str, tuple[Any, int]] = {}
+        positions: dict[Path_, tuple[int, int]] = {}
+        problems: list[Problem] = []
+        count = 0
+        root: Any = None
+        while parser.check_event():
+            event: Any = parser.get_event()
+            kind = type(event)
+            if kind is doc_start_t:
+                stack, anchors, positions, problems, count, root = [], {}, {}, [], 0, None
+                continue
+            if kind is doc_end_t:
+                documents.append(
+                    Document(root, len(documents), problems, positions if keep_positions else None)
+                )
+                continue
+            if kind is map_end_t or kind is seq_end_t:
+                frame = stack.pop()
+                value = frame.container
+                if frame.anchor is not None:
+                    anchors[frame.anchor] = (value, count - frame.count_at_start)
+                start = None
+            elif kind is scalar_t or kind is alias_t or kind is map_t or kind is seq_t:
+                mark = event.start_mark
+                start = (mark.line + 1, mark.column + 1)
+                if kind is alias_t:
+                    found = anchors.get(event.anchor)
+                    if found is None:
+                        raise LoadError(
+                            f"line {start[0]}: alias *{event.anchor} names no complete anchor",
+                            line=start[0],
+                        )
+                    value, expanded = found
+                    count += expanded
+                else:
+                    count += 1
+                if count > limits.max_values:
+                    raise LoadError(
+                        f"more than {limits.max_values} values (aliases counted as expanded); "
+                        "raise --max-values if this is intended",
+                        line=start[0],
+                    )
+                if kind is scalar_t:
+                    tag = event.tag
+                    if tag is None:
+                        value = _plain(event.value) if event.implicit[0] else event.value
+                    elif tag == "!":
+                        value = event.value
+                    else:
+                        value = _tagged(tag, event.value)
+                    if event.anchor is not None:
+                        anchors[event.anchor] = (value, 1)
+                elif kind is map_t or kind is seq_t:
+                    tag = event.tag
+                    if tag is not None and tag not in (_TAG + "map", _TAG + "seq", "!"):
+                        raise LoadError(
+                            f"line {start[0]}: unsupported tag {tag!r}: kvschema reads plain data only",
+                            tag=tag,
+                        )
+                    if len(stack) >= limits.max_depth:
+                        raise LoadError(
+                            f"line {start[0]}: nesting deeper than {limits.max_depth} levels; "
+                            "raise --max-depth if this is intended",
+                            line=start[0],
+                        )
+                    path = _child_path(stack, start, positions) if stack else ()
+                    if not stack:
+                        positions[()] = start
+                    container: Any = {} if kind is map_t else []
+                    stack.append(_Frame(container, path, event.anchor, count))
+                    continue
+            else:
+                continue
+            if not stack:
+                root = value
+                if start is not None:
+                    positions[()] = start
+                continue
+            _attach(stack, value, start, positions, problems)
+    except LoadError:
+        raise
+    except Exception as err:  # libyaml's scanner / parser errors
+        raise LoadError(_yaml_message(err)) from None
+    finally:
+        parser.dispose()
+    return documents
+
+
+def _child_path(
+    stack: list[_Frame],
+    start: tuple[int, int] | None,
+    positions: dict[Path_, tuple[int, int]],
+) -> Path_:
+    """The path a container about to open will have in its parent (and note its position)."""
+    parent = stack[-1]
+    if isinstance(parent.container, list):
+        path = (*parent.path, len(parent.container))
+        if start is not None:
+            positions[path] = start
+        return path
+    if parent.key is _NO_KEY:
+        raise LoadError(f"line {start[0] if start else '?'}: a mapping key must be a scalar")
+    return (*parent.path, parent.key)
+
+
+def _attach(
+    stack: list[_Frame],
+    value: Any,
+    start: tuple[int, int] | None,
+    positions: dict[Path_, tuple[int, int]],
+    problems: list[Problem],
+) -> None:
+    parent = stack[-1]
+    container = parent.container
+    if isinstance(container, list):
+        if start is not None:
+            positions[(*parent.path, len(container))] = start
+        container.append(value)
+        return
+    if parent.key is _NO_KEY:
+        if isinstance(value, (dict, list)):
+            line = start[0] if start else "?"
+            raise LoadError(f"line {line}: a mapping key must be a scalar")
+        if start is not None:
+            positions[(*parent.path, value)] = start
+        if value in container:
+            first = parent.key_marks.get(value)
+            problems.append(
+                Problem(
+                    (*parent.path, value),
+                    f"duplicate key {value!r} (first on line {first}, again on line "
+                    f"{start[0] if start else '?'}); the later value would silently win",
+                    "duplicate_key",
+                    start[0] if start else None,
+                    start[1] if start else None,
+                )
+            )
+        elif start is not None:
+            parent.key_marks[value] = start[0]
+        parent.key = value
+        return
+    container[parent.key] = value
+    parent.key = _NO_KEY
+
+
+def _yaml_message(err: Exception) -> str:
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"
+    return f"YAML syntax error: {problem}"
+
+
+# -- JSON ----------------------------------------------------------------------------------
+
+
+def _json_positions(text: str | None, index: int) -> dict[Path_, tuple[int, int]]:
+    """Positions for a JSON document, read on demand by parsing it as YAML flow style."""
+    if not text:
+        return {}
+    try:
+        docs = _yaml_documents(
+            text, Limits(max_bytes=sys.maxsize, max_depth=10_000, max_values=sys.maxsize)
+        )
+    except LoadError:
+        return {}
+    return docs[index]._positions or {} if index < len(docs) else {}
+
+
+def _json_document(text: str, limits: Limits) -> Document:
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                duplicates.append(key)
+            out[key] = value
+        return out
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as err:
+        raise LoadError(
+            f"line {err.lineno}, column {err.colno}: JSON syntax error: {err.msg}",
+            line=err.lineno,
+            column=err.colno,
+        ) from None
+    except RecursionError:
+        raise LoadError(
+            f"nesting deeper than {limits.max_depth} levels; raise --max-depth if intended"
+        ) from None
+    except ValueError as err:  # an integer with more digits than Python converts
+        raise LoadError(f"JSON value out of range: {err}") from None
+    _check_shape(data, limits)
+    document = Document(data, 0, _source=text)
+    if duplicates:
+        yaml_docs: list[Document] = []
+        with contextlib.suppress(LoadError):
+            yaml_docs = _yaml_documents(text, limits)
+        document.problems = yaml_docs[0].problems if yaml_docs else []
+        if not document.problems:
+            document.problems = [
+                Problem((), f"duplicate key {key!r}", "duplicate_key") for key in duplicates
+            ]
+    return document
+
+
+def _check_shape(data: Any, limits: Limits) -> None:
+    """Depth and value-count limits for data parsed without the event builder."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > limits.max_values:
+            raise LoadError(f"more than {limits.max_values} values; raise --max-values if intended")
+        if isinstance(node, (dict, list)):
+            if depth > limits.max_depth:
+                raise LoadError(
+                    f"nesting deeper than {limits.max_depth} levels; raise --max-depth if intended"
+                )
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+
+
+# -- entry points --------------------------------------------------------------------------
+
+
+def format_for(name: str) -> Format:
+    """The format a file name's extension names.
+
+    >>> format_for("deploy/prod.yml")
+    'yaml'
+    """
+    suffix = os.path.splitext(name)[1].lower()
+    found = FORMATS.get(suffix)
+    if found is None:
+        raise LoadError(
+            f"unknown extension {suffix or '(none)'!r}; use .yaml, .yml, .json or .toml, "
+            "or name the format with --format",
+            file=name,
+        )
+    return found
+
+
+def load_text(text: str, fmt: Format, limits: Limits | None = None) -> list[Document]:
+    """Parse ``text`` as ``fmt`` into its documents (YAML streams may hold several)."""
+    limits = limits or Limits()
+    if fmt == "json":
+        return [_json_document(text, limits)]
+    if fmt == "toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise LoadError(f"TOML syntax error: {err}") from None
+        _check_shape(data, limits)
+        return [Document(data)]
+    return _yaml_documents(text, limits)
+
+
+def load_bytes(raw: bytes, fmt: Format | None, limits: Limits | None = None) -> list[Document]:
+    """Decode UTF-8 (a BOM allowed) and parse; without a format, JSON if it starts with { or [."""
+    limits = limits or Limits()
+    if len(raw) > limits.max_bytes:
+        raise LoadError(
+            f"larger than {limits.max_bytes} bytes; raise --max-bytes if this is intended"
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise LoadError(
+            f"not UTF-8 text: byte 0x{raw[err.start]:02x} at offset {err.start}"
+        ) from None
+    if "\x00" in text:
+        raise LoadError(f"binary data: NUL byte at offset {text.index(chr(0))}")
+    if fmt is None:
+        fmt = "json" if text.lstrip()[:1] in ("{", "[") else "yaml"
+    return load_text(text, fmt, limits)
+
+
+def _read_bounded(stream: BinaryIO, limit: int) -> bytes:
+    raw = stream.read(limit + 1)
+    if len(raw) > limit:
+        raise LoadError(f"larger than {limit} bytes; raise --max-bytes if this is intended")
+    return raw
+
+
+def load_file(
+    name: str,
+    fmt: Format | None = None,
+    limits: Limits | None = None,
+    stdin: BinaryIO | None = None,
+) -> list[Document]:
+    """Read and parse one file (``-`` is standard input); every failure is a :class:`LoadError`."""
+    limits = limits or Limits()
+    if name == "-":
+        source = stdin if stdin is not None else sys.stdin.buffer
+        return load_bytes(_read_bounded(source, limits.max_bytes), fmt, limits)
+    path = Path(name)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(name)
+        fmt = fmt or format_for(name)
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise LoadError(
+                f"{size} bytes, larger than {limits.max_bytes}; raise --max-bytes if this is intended"
+            )
+        with path.open("rb") as handle:
+            raw = _read_bounded(handle, limits.max_bytes)
+    except FileNotFoundError:
+        raise LoadError("no such file") from None
+    except IsADirectoryError:
+        raise LoadError("is a directory") from None
+    except PermissionError:
+        raise LoadError("permission denied") from None
+    except OSError as err:
+        raise LoadError(f"cannot read: {err.strerror or err}") from None
+    return load_bytes(raw, fmt, limits)

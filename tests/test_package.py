@@ -1,0 +1,49 @@
+"""The package's surface: exports, import cost, console entry points."""
+
+import subprocess
+import sys
+
+import kvschema
+from kvschema import _WHERE  # type: ignore[attr-defined]
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert kvschema.__all__ == sorted(kvschema.__all__)
+    assert set(kvschema.__all__) == {*_WHERE, "__version__"}
+    for name in kvschema.__all__:
+        assert getattr(kvschema, name) is not None
+
+
+def test_import_pulls_in_neither_jax_nor_numpy_nor_yaml() -> None:
+    code = (
+        "import sys, kvschema\n"
+        "kvschema.CacheGroupsConfig.model_validate_json("
+        '\'{"num_pages": 1, "kv_cache_groups": [{"kv_cache_spec": {"kind": "mamba",'
+        ' "page_size": 1, "shapes": [[4]], "dtype": "fp32"}}]}\')\n'
+        "print(sorted(m for m in ('jax', 'numpy', 'yaml', 'jaxlib') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "from kvschema.cli import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('pydantic', 'jax', 'numpy', 'yaml') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("[]")
+    assert out.stdout.startswith(f"kvschema {kvschema.__version__}")
+
+
+def test_python_dash_m_and_console_script() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "kvschema", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "validate" in out.stdout
+    assert "schema" in out.stdout
