@@ -1,5 +1,5 @@
 """``python -m kvschema``: the command line."""
 
-from kvschema.cli import main
+from kvschema.cli import run
 
-raise SystemExit(main())
+run()

@@ -15,12 +15,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from kvschema.errors import KVSchemaError
 from kvschema.groups import CacheGroupsConfig, CacheGroupSpec
 from kvschema.loaders import Document
-from kvschema.specs import CacheSpec
+from kvschema.specs import SPEC_ADAPTER
 
 __all__ = [
     "DOCUMENT_KINDS",
@@ -41,10 +41,10 @@ DOCUMENT_KINDS: dict[str, str] = {
     "config": "a CacheGroupsConfig (a mapping with kv_cache_groups)",
 }
 _SPEC_KINDS = frozenset({"full_attention", "sliding_window", "local_attention", "mamba"})
-_ADAPTERS: dict[str, TypeAdapter[Any]] = {
-    "spec": TypeAdapter(CacheSpec),
-    "group": TypeAdapter(CacheGroupSpec),
-    "config": TypeAdapter(CacheGroupsConfig),
+_VALIDATORS: dict[str, Any] = {
+    "spec": SPEC_ADAPTER.validate_python,
+    "group": CacheGroupSpec.model_validate,
+    "config": CacheGroupsConfig.model_validate,
 }
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -150,7 +150,8 @@ def _message(error: Any) -> str:
     message: str = error["msg"]
     value = error.get("input")
     if isinstance(value, float) and not math.isfinite(value):
-        return f"{value} (NaN / Infinity) is not a number kvschema accepts here"
+        shown = "NaN" if math.isnan(value) else ("-Infinity" if value < 0 else "Infinity")
+        return f"{message}, got {shown}"
     if value is None or isinstance(value, (dict, list)) or error["type"] == "missing":
         return message
     shown = repr(value)
@@ -198,7 +199,7 @@ def check_document(
             )
         ]
     try:
-        _ADAPTERS[found].validate_python(data)
+        _VALIDATORS[found](data)
     except ValidationError as err:
         for error in err.errors():
             path = (*base, *_data_path(data, tuple(error["loc"])))

@@ -12,13 +12,11 @@ and the number of values (aliases counted as expanded) end hostile files early.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -86,7 +84,7 @@ class Document:
     def position(self, path: Path_) -> tuple[int, int] | None:
         """1-based (line, column) of the value (or its key) at ``path``, or of its nearest parent."""
         if self._positions is None:
-            self._positions = _json_positions(self._source, self.index) if self._source else {}
+            self._positions = _tracked(self._source, self.index)._positions or {}
         while True:
             found = self._positions.get(path)
             if found is not None or not path:
@@ -162,21 +160,28 @@ def _tagged(tag: str, text: str) -> Any:
 
 
 class _Frame:
-    __slots__ = ("anchor", "container", "count_at_start", "key", "key_marks", "path")
+    __slots__ = ("anchor", "container", "count_at_start", "is_list", "key", "key_lines", "path")
 
     def __init__(self, container: Any, path: Path_, anchor: str | None, count: int) -> None:
         self.container = container
+        self.is_list = type(container) is list
         self.path = path
         self.anchor = anchor
         self.count_at_start = count
         self.key: Any = _NO_KEY
-        self.key_marks: dict[Any, int] = {}
+        self.key_lines: dict[Any, int] = {}
 
 
 _NO_KEY = object()
 
 
-def _yaml_documents(text: str, limits: Limits, keep_positions: bool = True) -> list[Document]:
+def _yaml_documents(text: str, limits: Limits, track: bool = False) -> list[Document]:
+    """Build every document of a YAML stream from libyaml's events.
+
+    Without ``track`` this is the fast path: values, limits and a duplicate-key flag only.
+    With it, every value's position is kept and duplicate keys are described with both lines;
+    :func:`load_text` runs it only for documents that need it.
+    """
     from yaml import events
     from yaml._yaml import CParser
 
@@ -184,90 +189,118 @@ def _yaml_documents(text: str, limits: Limits, keep_positions: bool = True) -> l
     map_t, seq_t = events.MappingStartEvent, events.SequenceStartEvent
     map_end_t, seq_end_t = events.MappingEndEvent, events.SequenceEndEvent
     doc_start_t, doc_end_t = events.DocumentStartEvent, events.DocumentEndEvent
+    max_values, max_depth = limits.max_values, limits.max_depth
 
     parser = CParser(text)
     documents: list[Document] = []
+    stack: list[_Frame] = []
+    anchors: dict[str, tuple[Any, int]] = {}
+    positions: dict[Path_, tuple[int, int]] = {}
+    problems: list[Problem] = []
+    count = 0
+    root: Any = None
+    start: tuple[int, int] = (0, 0)
     try:
-        stack: list[_Frame] = []
-        anchors: dict[str, tuple[Any, int]] = {}
-        positions: dict[Path_, tuple[int, int]] = {}
-        problems: list[Problem] = []
-        count = 0
-        root: Any = None
         while parser.check_event():
             event: Any = parser.get_event()
             kind = type(event)
-            if kind is doc_start_t:
-                stack, anchors, positions, problems, count, root = [], {}, {}, [], 0, None
-                continue
-            if kind is doc_end_t:
-                documents.append(
-                    Document(root, len(documents), problems, positions if keep_positions else None)
-                )
-                continue
-            if kind is map_end_t or kind is seq_end_t:
+            if kind is scalar_t:
+                count += 1
+                tag = event.tag
+                if tag is None:
+                    value = _plain(event.value) if event.implicit[0] else event.value
+                elif tag == "!":
+                    value = event.value
+                else:
+                    value = _tagged(tag, event.value)
+                if event.anchor is not None:
+                    anchors[event.anchor] = (value, 1)
+            elif kind is map_end_t or kind is seq_end_t:
                 frame = stack.pop()
                 value = frame.container
                 if frame.anchor is not None:
                     anchors[frame.anchor] = (value, count - frame.count_at_start)
-                start = None
-            elif kind is scalar_t or kind is alias_t or kind is map_t or kind is seq_t:
-                mark = event.start_mark
-                start = (mark.line + 1, mark.column + 1)
-                if kind is alias_t:
-                    found = anchors.get(event.anchor)
-                    if found is None:
-                        raise LoadError(
-                            f"line {start[0]}: alias *{event.anchor} names no complete anchor",
-                            line=start[0],
-                        )
-                    value, expanded = found
-                    count += expanded
-                else:
-                    count += 1
-                if count > limits.max_values:
-                    raise LoadError(
-                        f"more than {limits.max_values} values (aliases counted as expanded); "
-                        "raise --max-values if this is intended",
-                        line=start[0],
-                    )
-                if kind is scalar_t:
-                    tag = event.tag
-                    if tag is None:
-                        value = _plain(event.value) if event.implicit[0] else event.value
-                    elif tag == "!":
-                        value = event.value
-                    else:
-                        value = _tagged(tag, event.value)
-                    if event.anchor is not None:
-                        anchors[event.anchor] = (value, 1)
-                elif kind is map_t or kind is seq_t:
-                    tag = event.tag
-                    if tag is not None and tag not in (_TAG + "map", _TAG + "seq", "!"):
-                        raise LoadError(
-                            f"line {start[0]}: unsupported tag {tag!r}: kvschema reads plain data only",
-                            tag=tag,
-                        )
-                    if len(stack) >= limits.max_depth:
-                        raise LoadError(
-                            f"line {start[0]}: nesting deeper than {limits.max_depth} levels; "
-                            "raise --max-depth if this is intended",
-                            line=start[0],
-                        )
-                    path = _child_path(stack, start, positions) if stack else ()
-                    if not stack:
-                        positions[()] = start
-                    container: Any = {} if kind is map_t else []
-                    stack.append(_Frame(container, path, event.anchor, count))
+                if not stack:
+                    root = value
                     continue
+                parent = stack[-1]
+                if parent.is_list:
+                    parent.container.append(value)
+                else:
+                    parent.container[parent.key] = value
+                    parent.key = _NO_KEY
+                continue
+            elif kind is map_t or kind is seq_t:
+                count += 1
+                if track:
+                    start = (event.start_mark.line + 1, event.start_mark.column + 1)
+                _check_open(event, len(stack), max_depth, count, max_values)
+                path: Path_ = ()
+                if stack:
+                    parent = stack[-1]
+                    if parent.is_list:
+                        path = (*parent.path, len(parent.container)) if track else ()
+                    elif parent.key is _NO_KEY:
+                        raise LoadError(
+                            f"line {event.start_mark.line + 1}: a mapping key must be a scalar"
+                        )
+                    elif track:
+                        path = (*parent.path, parent.key)
+                if track and (not stack or stack[-1].is_list):
+                    positions[path] = start
+                stack.append(_Frame({} if kind is map_t else [], path, event.anchor, count))
+                continue
+            elif kind is alias_t:
+                found = anchors.get(event.anchor)
+                if found is None:
+                    line = event.start_mark.line + 1
+                    raise LoadError(f"line {line}: alias *{event.anchor} names no complete anchor")
+                value, expanded = found
+                count += expanded
+            elif kind is doc_start_t:
+                stack, anchors, positions, problems, count, root = [], {}, {}, [], 0, None
+                continue
+            elif kind is doc_end_t:
+                documents.append(
+                    Document(root, len(documents), problems, positions if track else None)
+                )
+                continue
             else:
                 continue
+            # a scalar or an alias: limits, then attach to its parent
+            if count > max_values:
+                raise LoadError(
+                    f"line {event.start_mark.line + 1}: more than {max_values} values (aliases "
+                    "counted as expanded); raise --max-values if this is intended"
+                )
+            if track:
+                start = (event.start_mark.line + 1, event.start_mark.column + 1)
             if not stack:
                 root = value
-                if start is not None:
+                if track:
                     positions[()] = start
                 continue
-            _attach(stack, value, start, positions, problems)
+            parent = stack[-1]
+            container = parent.container
+            if parent.is_list:
+                if track:
+                    positions[(*parent.path, len(container))] = start
+                container.append(value)
+            elif parent.key is not _NO_KEY:
+                container[parent.key] = value
+                parent.key = _NO_KEY
+            else:
+                if type(value) is dict or type(value) is list:
+                    raise LoadError(
+                        f"line {event.start_mark.line + 1}: a mapping key must be a scalar"
+                    )
+                if value in container:
+                    problems.append(_duplicate(parent, value, start if track else None))
+                elif track:
+                    parent.key_lines[value] = start[0]
+                if track:
+                    positions[(*parent.path, value)] = start
+                parent.key = value
     except LoadError:
         raise
     except Exception as err:  # libyaml's scanner / parser errors
@@ -277,61 +310,35 @@ def _yaml_documents(text: str, limits: Limits, keep_positions: bool = True) -> l
     return documents
 
 
-def _child_path(
-    stack: list[_Frame],
-    start: tuple[int, int] | None,
-    positions: dict[Path_, tuple[int, int]],
-) -> Path_:
-    """The path a container about to open will have in its parent (and note its position)."""
-    parent = stack[-1]
-    if isinstance(parent.container, list):
-        path = (*parent.path, len(parent.container))
-        if start is not None:
-            positions[path] = start
-        return path
-    if parent.key is _NO_KEY:
-        raise LoadError(f"line {start[0] if start else '?'}: a mapping key must be a scalar")
-    return (*parent.path, parent.key)
+def _check_open(event: Any, depth: int, max_depth: int, count: int, max_values: int) -> None:
+    line = event.start_mark.line + 1
+    tag = event.tag
+    if tag is not None and tag not in (_TAG + "map", _TAG + "seq", "!"):
+        raise LoadError(f"line {line}: unsupported tag {tag!r}: kvschema reads plain data only")
+    if depth >= max_depth:
+        raise LoadError(
+            f"line {line}: nesting deeper than {max_depth} levels; "
+            "raise --max-depth if this is intended"
+        )
+    if count > max_values:
+        raise LoadError(
+            f"line {line}: more than {max_values} values (aliases counted as expanded); "
+            "raise --max-values if this is intended"
+        )
 
 
-def _attach(
-    stack: list[_Frame],
-    value: Any,
-    start: tuple[int, int] | None,
-    positions: dict[Path_, tuple[int, int]],
-    problems: list[Problem],
-) -> None:
-    parent = stack[-1]
-    container = parent.container
-    if isinstance(container, list):
-        if start is not None:
-            positions[(*parent.path, len(container))] = start
-        container.append(value)
-        return
-    if parent.key is _NO_KEY:
-        if isinstance(value, (dict, list)):
-            line = start[0] if start else "?"
-            raise LoadError(f"line {line}: a mapping key must be a scalar")
-        if start is not None:
-            positions[(*parent.path, value)] = start
-        if value in container:
-            first = parent.key_marks.get(value)
-            problems.append(
-                Problem(
-                    (*parent.path, value),
-                    f"duplicate key {value!r} (first on line {first}, again on line "
-                    f"{start[0] if start else '?'}); the later value would silently win",
-                    "duplicate_key",
-                    start[0] if start else None,
-                    start[1] if start else None,
-                )
-            )
-        elif start is not None:
-            parent.key_marks[value] = start[0]
-        parent.key = value
-        return
-    container[parent.key] = value
-    parent.key = _NO_KEY
+def _duplicate(parent: _Frame, key: Any, start: tuple[int, int] | None) -> Problem:
+    if start is None:  # fast path: load_text re-reads the document with positions
+        return Problem((), "", "duplicate_key")
+    first = parent.key_lines.get(key, "?")
+    return Problem(
+        (*parent.path, key),
+        f"duplicate key {key!r} (first on line {first}, again on line {start[0]}); "
+        "the later value would silently win",
+        "duplicate_key",
+        start[0],
+        start[1],
+    )
 
 
 def _yaml_message(err: Exception) -> str:
@@ -345,17 +352,17 @@ def _yaml_message(err: Exception) -> str:
 # -- JSON ----------------------------------------------------------------------------------
 
 
-def _json_positions(text: str | None, index: int) -> dict[Path_, tuple[int, int]]:
-    """Positions for a JSON document, read on demand by parsing it as YAML flow style."""
-    if not text:
-        return {}
-    try:
-        docs = _yaml_documents(
-            text, Limits(max_bytes=sys.maxsize, max_depth=10_000, max_values=sys.maxsize)
-        )
-    except LoadError:
-        return {}
-    return docs[index]._positions or {} if index < len(docs) else {}
+def _tracked(text: str | None, index: int) -> Document:
+    """Document ``index`` of ``text`` read again with positions (JSON read as YAML flow style)."""
+    if text:
+        generous = Limits(max_bytes=sys.maxsize, max_depth=10_000, max_values=sys.maxsize)
+        try:
+            docs = _yaml_documents(text, generous, track=True)
+        except LoadError:
+            docs = []
+        if index < len(docs):
+            return docs[index]
+    return Document(None, index, _positions={})
 
 
 def _json_document(text: str, limits: Limits) -> Document:
@@ -386,10 +393,7 @@ def _json_document(text: str, limits: Limits) -> Document:
     _check_shape(data, limits)
     document = Document(data, 0, _source=text)
     if duplicates:
-        yaml_docs: list[Document] = []
-        with contextlib.suppress(LoadError):
-            yaml_docs = _yaml_documents(text, limits)
-        document.problems = yaml_docs[0].problems if yaml_docs else []
+        document.problems = _tracked(text, 0).problems
         if not document.problems:
             document.problems = [
                 Problem((), f"duplicate key {key!r}", "duplicate_key") for key in duplicates
@@ -441,13 +445,20 @@ def load_text(text: str, fmt: Format, limits: Limits | None = None) -> list[Docu
     if fmt == "json":
         return [_json_document(text, limits)]
     if fmt == "toml":
+        import tomllib
+
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise LoadError(f"TOML syntax error: {err}") from None
         _check_shape(data, limits)
         return [Document(data)]
-    return _yaml_documents(text, limits)
+    documents = _yaml_documents(text, limits)
+    for document in documents:
+        document._source = text
+        if document.problems:  # describe the duplicate keys with their lines
+            document.problems = _tracked(text, document.index).problems
+    return documents
 
 
 def load_bytes(raw: bytes, fmt: Format | None, limits: Limits | None = None) -> list[Document]:

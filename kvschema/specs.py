@@ -39,6 +39,7 @@ from kvschema.errors import InvalidArgumentError, SpecMergeError
 
 __all__ = [
     "MAX_INT",
+    "SPEC_ADAPTER",
     "CacheSpec",
     "ChunkedLocalAttentionSpec",
     "FullAttentionSpec",
@@ -390,7 +391,8 @@ CacheSpec: TypeAlias = Annotated[
     Field(discriminator="kind"),
 ]
 
-_SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(CacheSpec, config=ConfigDict(title="CacheSpec"))
+#: The validator of the ``CacheSpec`` union, built once and shared.
+SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(CacheSpec, config=ConfigDict(title="CacheSpec"))
 _SPEC_TYPES = (FullAttentionSpec, SlidingWindowSpec, ChunkedLocalAttentionSpec, MambaSpec)
 
 
@@ -404,8 +406,8 @@ def parse_spec(data: Any) -> CacheSpec:
     if isinstance(data, _SPEC_TYPES):
         return data
     if isinstance(data, (str, bytes, bytearray)):
-        return _SPEC_ADAPTER.validate_json(data)  # type: ignore[no-any-return]
-    return _SPEC_ADAPTER.validate_python(data)  # type: ignore[no-any-return]
+        return SPEC_ADAPTER.validate_json(data)  # type: ignore[no-any-return]
+    return SPEC_ADAPTER.validate_python(data)  # type: ignore[no-any-return]
 
 
 def _named(specs: Iterable[Any] | Mapping[str, Any]) -> list[tuple[str, Any]]:

@@ -1,0 +1,67 @@
+"""`kvschema validate` on 200 deploy files against check-jsonschema on the same files.
+
+The baseline is check-jsonschema at its fastest: ruamel.yaml with its C extension, our exported
+schema as --schemafile.  Both run as whole processes (start-up included), several times.
+Target: kvschema <= 0.3x the baseline's wall time.  Run: python benchmarks/cli_validate.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import median, table, time_process
+from deploy_files import write_files
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "schemas" / "cache-groups-config.schema.json"
+TARGET = 0.3
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _ruamel_c() -> bool:
+    try:
+        import _ruamel_yaml  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main(runs: int = 5) -> list[list[str]]:
+    """Time both tools; return table rows (name, median seconds, ratio)."""
+    kvschema = shutil.which("kvschema") or sys.exit("kvschema is not on PATH")
+    baseline = shutil.which("check-jsonschema")
+    print(
+        f"kvschema {_version('kvschema')} (PyYAML {_version('PyYAML')} with libyaml); "
+        f"check-jsonschema {_version('check-jsonschema')} "
+        f"(ruamel.yaml {_version('ruamel.yaml')}, C extension: {_ruamel_c()})"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        files = [str(p) for p in write_files(Path(folder))]
+        ours = median(time_process([kvschema, "validate", "-q", *files], runs))
+        rows = [
+            ["200 deploy files", "median s", "ratio"],
+            ["kvschema validate", f"{ours:.3f}", "1.00"],
+        ]
+        if baseline is None:
+            print("check-jsonschema is not installed: pip install 'kvschema[bench]'")
+            return rows
+        theirs = median(time_process([baseline, "--schemafile", str(SCHEMA), *files], runs))
+        rows.append(["check-jsonschema", f"{theirs:.3f}", f"{theirs / ours:.2f}"])
+        rows.append(["kvschema / baseline", f"{ours / theirs:.2f}x", f"target <= {TARGET}x"])
+    return rows
+
+
+if __name__ == "__main__":
+    print(table(main()))

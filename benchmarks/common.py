@@ -1,0 +1,43 @@
+"""Timing helpers shared by the benchmarks: medians of whole-process runs, and a table."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+
+
+def time_process(argv: Sequence[str], runs: int, *, expect: int | None = 0) -> list[float]:
+    """Wall seconds of ``runs`` runs of a whole process (output discarded)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        times.append(time.perf_counter() - start)
+        if expect is not None and done.returncode != expect:
+            raise SystemExit(f"{argv[0]} exited {done.returncode}: {done.stderr.decode()[-2000:]}")
+    return times
+
+
+def time_call(call: Callable[[], object], runs: int, inner: int = 1) -> list[float]:
+    """Seconds per call of ``call``: ``runs`` samples, each the mean of ``inner`` calls."""
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        for _ in range(inner):
+            call()
+        samples.append((time.perf_counter() - start) / inner)
+    return samples
+
+
+def median(samples: Sequence[float]) -> float:
+    return statistics.median(samples)
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table with a header row."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
