@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         create_kv_cache_specs_from_config,
         groups_from_mask_details,
     )
+    from kvschema.merge import merge_specs
     from kvschema.schema import json_schemas
     from kvschema.specs import (
         CacheSpec,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
         FullAttentionSpec,
         MambaSpec,
         SlidingWindowSpec,
-        merge_specs,
+        UniformTypeSpec,
         parse_spec,
     )
 
@@ -62,12 +63,13 @@ _WHERE: dict[str, str] = {
     "SCHEMA_VERSION": "groups",
     "SlidingWindowSpec": "specs",
     "SpecMergeError": "errors",
+    "UniformTypeSpec": "specs",
     "canonical_dtype": "dtypes",
     "create_kv_cache_specs_from_config": "masks",
     "dtype_size": "dtypes",
     "groups_from_mask_details": "masks",
     "json_schemas": "schema",
-    "merge_specs": "specs",
+    "merge_specs": "merge",
     "parse_spec": "specs",
 }
 
@@ -89,6 +91,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SlidingWindowSpec",
     "SpecMergeError",
+    "UniformTypeSpec",
     "__version__",
     "canonical_dtype",
     "create_kv_cache_specs_from_config",

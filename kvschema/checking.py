@@ -40,7 +40,9 @@ DOCUMENT_KINDS: dict[str, str] = {
     "group": "a CacheGroupSpec (a mapping with kv_cache_spec)",
     "config": "a CacheGroupsConfig (a mapping with kv_cache_groups)",
 }
-_SPEC_KINDS = frozenset({"full_attention", "sliding_window", "local_attention", "mamba"})
+_SPEC_KINDS = frozenset(
+    {"full_attention", "sliding_window", "local_attention", "mamba", "uniform_type"}
+)
 _VALIDATORS: dict[str, Any] = {
     "spec": SPEC_ADAPTER.validate_python,
     "group": CacheGroupSpec.model_validate,

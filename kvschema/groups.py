@@ -18,14 +18,13 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
-    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from kvschema.specs import CacheSpec, PositiveInt
+from kvschema.specs import CacheSpec, LayerName, PositiveInt, UniformTypeSpec
 
 if TYPE_CHECKING:
     from kvschema.masks import MaskDetailsInput
@@ -38,14 +37,15 @@ SCHEMA_VERSION = 1
 #: The most layer names one group (and one config) may list.
 MAX_LAYERS = 100_000
 
-#: A layer name: a non-empty string of at most 256 characters.
-LayerName = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=256)]
-
 
 def _error(
     kind: str, template: str, context: dict[str, Any], loc: tuple[Any, ...], value: Any
 ) -> InitErrorDetails:
     return {"type": PydanticCustomError(kind, template, context), "loc": loc, "input": value}
+
+
+def _short(names: list[str]) -> str:
+    return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
 
 class CacheGroupSpec(BaseModel):
@@ -94,6 +94,20 @@ class CacheGroupSpec(BaseModel):
             else:
                 seen[name] = position
         raise ValidationError.from_exception_data(cls.__name__, errors)
+
+    @model_validator(mode="after")
+    def _uniform_members_are_the_layers(self) -> CacheGroupSpec:
+        spec = self.kv_cache_spec
+        if isinstance(spec, UniformTypeSpec) and self.layer_names is not None:
+            members = list(spec.kv_cache_specs)
+            if members != self.layer_names:
+                raise PydanticCustomError(
+                    "uniform_type_layers",
+                    "a uniform-type group's layer_names must be its members in order "
+                    "({members}), got {names}",
+                    {"members": _short(members), "names": _short(self.layer_names)},
+                )
+        return self
 
 
 class CacheGroupsConfig(BaseModel):

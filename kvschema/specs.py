@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     Strict,
     StrictBool,
+    StringConstraints,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -43,10 +44,12 @@ __all__ = [
     "CacheSpec",
     "ChunkedLocalAttentionSpec",
     "FullAttentionSpec",
+    "LayerName",
     "MambaSpec",
     "PositiveInt",
+    "SPEC_TYPES",
     "SlidingWindowSpec",
-    "merge_specs",
+    "UniformTypeSpec",
     "parse_spec",
 ]
 
@@ -125,8 +128,31 @@ class _SpecBase(BaseModel):
     def _make_type_id(self) -> str:
         raise NotImplementedError
 
-    def _page_bytes(self) -> int:
+    @classmethod
+    def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
+        """The unpadded page bytes from validated field values (None when one is missing)."""
         raise NotImplementedError
+
+    def _page_bytes(self) -> int:
+        padded: int | None = getattr(self, "page_size_padded", None)
+        if padded is not None:
+            return padded
+        raw = self._raw_from(self.__dict__)
+        if raw is None:  # pragma: no cover - a validated spec has every field
+            raise InvalidArgumentError(f"{type(self).__name__} is missing a field")
+        return raw
+
+    @field_validator("page_size_padded", check_fields=False)
+    @classmethod
+    def _padded_covers_raw(cls, value: int | None, info: ValidationInfo) -> int | None:
+        raw = cls._raw_from(info.data) if value is not None else None
+        if value is not None and raw is not None and value < raw:
+            raise PydanticCustomError(
+                "page_size_padded_too_small",
+                "page_size_padded {padded} is smaller than the raw page of {raw} bytes",
+                {"padded": value, "raw": raw},
+            )
+        return value
 
     def max_memory_usage_bytes(
         self, *, max_model_len: int, max_num_batched_tokens: int | None = None
@@ -170,6 +196,8 @@ class _SpecBase(BaseModel):
         >>> SlidingWindowSpec.merge([a, a]) == a
         True
         """
+        from kvschema.merge import _named, merge_specs
+
         named = _named(specs)
         for name, spec in named:
             if not isinstance(spec, cls):
@@ -192,10 +220,31 @@ class _AttentionBase(_SpecBase):
     use_mla: StrictBool = Field(
         default=False, description="One latent vector per token (MLA) instead of K and V."
     )
+    page_size_padded: PositiveInt | None = Field(
+        default=None,
+        description="Bytes of a page padded up to share a page size with other layers; "
+        ">= the raw page.",
+    )
 
-    def _page_bytes(self) -> int:
-        coef = 1 if self.use_mla else 2
-        return coef * self.page_size * self.num_kv_heads * self.head_size * dtype_size(self.dtype)
+    @classmethod
+    def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
+        try:
+            coef = 1 if fields["use_mla"] else 2
+            raw: int = (
+                coef
+                * fields["page_size"]
+                * fields["num_kv_heads"]
+                * fields["head_size"]
+                * dtype_size(fields["dtype"])
+            )
+        except KeyError:
+            return None
+        return raw
+
+    @property
+    def raw_page_size_bytes(self) -> int:
+        """Bytes of one page before padding."""
+        return self._raw_from(self.__dict__) or 0
 
 
 class FullAttentionSpec(_AttentionBase):
@@ -343,31 +392,23 @@ class MambaSpec(_SpecBase):
     )
     dtype: DTypeName
     page_size_padded: PositiveInt | None = Field(
-        default=None, description="Bytes of a page padded up to share a page size; >= the raw page."
+        default=None,
+        description="Bytes of a page padded up to share a page size with other layers; "
+        ">= the raw page.",
     )
 
-    @field_validator("page_size_padded")
     @classmethod
-    def _padded_covers_raw(cls, value: int | None, info: ValidationInfo) -> int | None:
-        shapes, dtype = info.data.get("shapes"), info.data.get("dtype")
-        if value is None or shapes is None or dtype is None:
-            return value
-        raw = sum(prod(shape) for shape in shapes) * dtype_size(dtype)
-        if value < raw:
-            raise PydanticCustomError(
-                "page_size_padded_too_small",
-                "page_size_padded {padded} is smaller than the raw page of {raw} bytes",
-                {"padded": value, "raw": raw},
-            )
-        return value
+    def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
+        try:
+            elements: int = sum(prod(shape) for shape in fields["shapes"])
+        except KeyError:
+            return None
+        return elements * dtype_size(fields["dtype"]) if "dtype" in fields else None
 
-    def _raw_page_bytes(self) -> int:
-        return sum(prod(shape) for shape in self.shapes) * dtype_size(self.dtype)
-
-    def _page_bytes(self) -> int:
-        return (
-            self.page_size_padded if self.page_size_padded is not None else self._raw_page_bytes()
-        )
+    @property
+    def raw_page_size_bytes(self) -> int:
+        """Bytes of one page before padding."""
+        return self._raw_from(self.__dict__) or 0
 
     def _make_type_id(self) -> str:
         return f"mamba_{self.shapes}_{self.dtype}"
@@ -385,15 +426,132 @@ class MambaSpec(_SpecBase):
         return self.page_size_bytes
 
 
+_AttentionSpec = Annotated[
+    FullAttentionSpec | SlidingWindowSpec | ChunkedLocalAttentionSpec,
+    Field(discriminator="kind"),
+]
+
+#: A layer name: a non-empty string of at most 256 characters.
+LayerName = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=256)]
+
+
+def _family(spec: Any) -> str:
+    """What a layer keeps per request: full, one window, or one chunk size."""
+    if isinstance(spec, SlidingWindowSpec):
+        return f"sliding_window_{spec.sliding_window}"
+    if isinstance(spec, ChunkedLocalAttentionSpec):
+        return f"local_attention_{spec.attention_chunk_size}"
+    return "full_attention"
+
+
+class UniformTypeSpec(_SpecBase):
+    """One group of attention layers that keep the same tokens but differ in heads, head size or dtype.
+
+    Every member shares ``page_size`` and one family — all full attention (MLA and recorded
+    windows included), all sliding with one window, or all chunked with one chunk size.  A page
+    index spans every member, so its page bytes are the sum of theirs, and a request needs the
+    most pages any member needs.
+
+    >>> a = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+    >>> b = FullAttentionSpec(page_size=16, num_kv_heads=2, head_size=128, dtype="bf16")
+    >>> spec = UniformTypeSpec(page_size=16, kv_cache_specs={"layer.0": a, "layer.1": b})
+    >>> spec.type_id, spec.page_size_bytes
+    ('uniform_type_full_attention_16_81920', 81920)
+    """
+
+    kind: Literal["uniform_type"] = "uniform_type"
+    kv_cache_specs: dict[LayerName, _AttentionSpec] = Field(
+        min_length=1, description="Each member layer's own spec."
+    )
+
+    @model_validator(mode="after")
+    def _one_type(self) -> UniformTypeSpec:
+        errors: list[InitErrorDetails] = []
+        families = {_family(spec) for spec in self.kv_cache_specs.values()}
+        for name, spec in self.kv_cache_specs.items():
+            if spec.page_size != self.page_size:
+                errors.append(
+                    {
+                        "type": PydanticCustomError(
+                            "uniform_type_page_size",
+                            "member {name} has page_size {member}, the group {group}",
+                            {"name": name, "member": spec.page_size, "group": self.page_size},
+                        ),
+                        "loc": ("kv_cache_specs", name, "page_size"),
+                        "input": spec.page_size,
+                    }
+                )
+        if len(families) > 1:
+            errors.append(
+                {
+                    "type": PydanticCustomError(
+                        "uniform_type_family",
+                        "members keep different tokens ({families}); a uniform-type group holds "
+                        "one family: full, one window or one chunk size",
+                        {"families": ", ".join(sorted(families))},
+                    ),
+                    "loc": ("kv_cache_specs",),
+                    "input": sorted(families),
+                }
+            )
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    @classmethod
+    def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
+        specs = fields.get("kv_cache_specs")
+        return None if specs is None else sum(s.page_size_bytes for s in specs.values())
+
+    def _make_type_id(self) -> str:
+        first = next(iter(self.kv_cache_specs.values()))
+        return f"uniform_type_{_family(first)}_{self.page_size}_{self.page_size_bytes}"
+
+    def pages_per_request(
+        self, *, max_model_len: int, max_num_batched_tokens: int | None = None
+    ) -> int:
+        """The most pages any member needs for one request."""
+        return max(
+            _cdiv(
+                spec.max_memory_usage_bytes(
+                    max_model_len=max_model_len, max_num_batched_tokens=max_num_batched_tokens
+                ),
+                spec.page_size_bytes,
+            )
+            for spec in self.kv_cache_specs.values()
+        )
+
+    def max_memory_usage_bytes(
+        self, *, max_model_len: int, max_num_batched_tokens: int | None = None
+    ) -> int:
+        """The most pages any member needs, times the summed page bytes.
+
+        >>> a = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+        >>> UniformTypeSpec(page_size=16, kv_cache_specs={"a": a}).max_memory_usage_bytes(
+        ...     max_model_len=100)
+        458752
+        """
+        pages = self.pages_per_request(
+            max_model_len=max_model_len, max_num_batched_tokens=max_num_batched_tokens
+        )
+        return pages * self.page_size_bytes
+
+
 #: Any spec, discriminated on ``kind``; usable as a field type.
 CacheSpec: TypeAlias = Annotated[
-    FullAttentionSpec | SlidingWindowSpec | ChunkedLocalAttentionSpec | MambaSpec,
+    FullAttentionSpec | SlidingWindowSpec | ChunkedLocalAttentionSpec | MambaSpec | UniformTypeSpec,
     Field(discriminator="kind"),
 ]
 
 #: The validator of the ``CacheSpec`` union, built once and shared.
 SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(CacheSpec, config=ConfigDict(title="CacheSpec"))
-_SPEC_TYPES = (FullAttentionSpec, SlidingWindowSpec, ChunkedLocalAttentionSpec, MambaSpec)
+SPEC_TYPES = (
+    FullAttentionSpec,
+    SlidingWindowSpec,
+    ChunkedLocalAttentionSpec,
+    MambaSpec,
+    UniformTypeSpec,
+)
 
 
 def parse_spec(data: Any) -> CacheSpec:
@@ -403,87 +561,8 @@ def parse_spec(data: Any) -> CacheSpec:
     ...            '"head_size": 64, "dtype": "fp16", "sliding_window": 1024}').type_id
     'sliding_window_1024_16_16384'
     """
-    if isinstance(data, _SPEC_TYPES):
+    if isinstance(data, SPEC_TYPES):
         return data
     if isinstance(data, (str, bytes, bytearray)):
         return SPEC_ADAPTER.validate_json(data)  # type: ignore[no-any-return]
     return SPEC_ADAPTER.validate_python(data)  # type: ignore[no-any-return]
-
-
-def _named(specs: Iterable[Any] | Mapping[str, Any]) -> list[tuple[str, Any]]:
-    if isinstance(specs, Mapping):
-        return [(str(name), spec) for name, spec in specs.items()]
-    if isinstance(specs, (str, bytes, BaseModel)) or not isinstance(specs, Iterable):
-        raise SpecMergeError(f"merge takes a list or mapping of specs, got {type(specs).__name__}")
-    return [(f"spec {i}", spec) for i, spec in enumerate(specs)]
-
-
-def _merged_value(field: str, named: list[tuple[str, Any]]) -> Any:
-    carriers: dict[Any, str] = {}
-    for name, spec in named:
-        value = getattr(spec, field)
-        if value is not None:
-            carriers.setdefault(value, name)
-    if len(carriers) > 1:
-        listed = ", ".join(f"{value} ({name})" for value, name in carriers.items())
-        raise SpecMergeError(
-            f"specs in one group record different {field} values: {listed}; "
-            "a group holds at most one",
-            field=field,
-            values=sorted(carriers),
-        )
-    return next(iter(carriers), None)
-
-
-def merge_specs(specs: Iterable[Any] | Mapping[str, Any]) -> CacheSpec:
-    """Merge the specs of layers that share one page table into one spec.
-
-    They must share a ``type_id`` and a geometry (kind, heads, head size, dtype, MLA…).  A
-    full-attention merge keeps the one sliding window or chunk size its members record (never
-    two windows, never a window and a chunk size).  A mapping's keys name the members in errors.
-
-    >>> full = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
-    >>> merge_specs([full, full.model_copy(update={"sliding_window": 4096})]).sliding_window
-    4096
-    """
-    named: list[tuple[str, Any]] = _named(specs)
-    if not named:
-        raise SpecMergeError("cannot merge an empty list of specs")
-    for name, spec in named:
-        if not isinstance(spec, _SPEC_TYPES):
-            raise SpecMergeError(f"{name} is a {type(spec).__name__}, not a cache spec", name=name)
-    first_name = named[0][0]
-    first: FullAttentionSpec | SlidingWindowSpec | ChunkedLocalAttentionSpec | MambaSpec
-    first = named[0][1]
-    if all(spec == first for _, spec in named[1:]):
-        return first
-    mergeable = type(first)._MERGEABLE
-    for name, spec in named[1:]:
-        if spec.type_id != first.type_id:
-            raise SpecMergeError(
-                f"{first_name} has type_id {first.type_id} and {name} has {spec.type_id}; "
-                "layers in one group must share a type_id",
-                type_ids=[first.type_id, spec.type_id],
-            )
-        differing = [
-            f"{field} ({getattr(first, field)!r} vs {getattr(spec, field)!r})"
-            for field in type(first).model_fields
-            if field not in mergeable and getattr(first, field) != getattr(spec, field)
-        ]
-        if differing:
-            raise SpecMergeError(
-                f"{first_name} and {name} share type_id {first.type_id} but differ in "
-                f"{', '.join(differing)}; one page table holds one geometry",
-                type_id=first.type_id,
-            )
-    if not mergeable:
-        return first
-    update = {field: _merged_value(field, named) for field in sorted(mergeable)}
-    if all(value is not None for value in update.values()):
-        raise SpecMergeError(
-            "specs in one group record both a sliding window and a chunk size "
-            f"(sliding_window={update['sliding_window']}, "
-            f"attention_chunk_size={update['attention_chunk_size']}); a group holds one or the other",
-            **update,
-        )
-    return first.model_copy(update=update)

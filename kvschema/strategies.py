@@ -31,6 +31,7 @@ from kvschema.specs import (
     FullAttentionSpec,
     MambaSpec,
     SlidingWindowSpec,
+    UniformTypeSpec,
 )
 
 __all__ = [
@@ -42,9 +43,11 @@ __all__ = [
     "dtype_inputs",
     "dtypes",
     "full_attention_specs",
+    "layer_specs",
     "mamba_specs",
     "mask_details",
     "sliding_window_specs",
+    "uniform_type_specs",
 ]
 
 #: Canonical dtype names.
@@ -124,14 +127,38 @@ def mamba_specs(draw: st.DrawFn) -> MambaSpec:
     )
 
 
-def cache_specs() -> st.SearchStrategy[CacheSpec]:
-    """Any valid spec."""
+@st.composite
+def uniform_type_specs(draw: st.DrawFn) -> UniformTypeSpec:
+    """Uniform-type specs: 1..6 attention layers of one family and page size, geometry varying."""
+    family = draw(st.sampled_from(["full", "window", "chunk"]))
+    page_size, extra = draw(_page_sizes), draw(_windows)
+    members: dict[str, Any] = {}
+    for index in range(draw(st.integers(1, 6))):
+        geometry = {**draw(attention_geometries()), "page_size": page_size}
+        if family == "window":
+            members[f"layer.{index}"] = SlidingWindowSpec(**geometry, sliding_window=extra)
+        elif family == "chunk":
+            members[f"layer.{index}"] = ChunkedLocalAttentionSpec(
+                **geometry, attention_chunk_size=extra
+            )
+        else:
+            members[f"layer.{index}"] = FullAttentionSpec(**geometry, use_mla=draw(st.booleans()))
+    return UniformTypeSpec(page_size=page_size, kv_cache_specs=members)
+
+
+def layer_specs() -> st.SearchStrategy[CacheSpec]:
+    """Any valid per-layer spec: full, sliding, chunked or Mamba."""
     return st.one_of(
         full_attention_specs(),
         sliding_window_specs(),
         chunked_local_attention_specs(),
         mamba_specs(),
     )
+
+
+def cache_specs() -> st.SearchStrategy[CacheSpec]:
+    """Any valid spec, uniform-type group specs included."""
+    return st.one_of(layer_specs(), uniform_type_specs())
 
 
 def cache_group_specs() -> st.SearchStrategy[CacheGroupSpec]:
@@ -147,9 +174,19 @@ def cache_group_specs() -> st.SearchStrategy[CacheGroupSpec]:
 
 @st.composite
 def cache_groups_configs(draw: st.DrawFn, max_layers: int = 64) -> CacheGroupsConfig:
-    """Whole configs: one to four groups with distinct type_ids over ``layer.0..n-1``."""
-    specs = draw(st.lists(cache_specs(), min_size=1, max_size=4, unique_by=lambda s: s.type_id))
+    """Whole configs: one to four groups with distinct type_ids over ``layer.0..n-1``.
+
+    Sometimes a lone uniform-type group, whose layer names are its members.
+    """
     num_pages = draw(st.integers(1, 1 << 20))
+    if draw(st.integers(0, 9)) == 0:
+        uniform = draw(uniform_type_specs())
+        members = list(uniform.kv_cache_specs)
+        return CacheGroupsConfig(
+            num_pages=num_pages,
+            kv_cache_groups=[CacheGroupSpec(kv_cache_spec=uniform, layer_names=members)],
+        )
+    specs = draw(st.lists(layer_specs(), min_size=1, max_size=4, unique_by=lambda s: s.type_id))
     if len(specs) == 1 and draw(st.booleans()):
         return CacheGroupsConfig(
             num_pages=num_pages, kv_cache_groups=[CacheGroupSpec(kv_cache_spec=specs[0])]
