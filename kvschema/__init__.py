@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         groups_from_mask_details,
     )
     from kvschema.merge import merge_specs
+    from kvschema.planner import CachePlan, InsufficientMemoryError, plan_cache, shard_spec
     from kvschema.schema import json_schemas
     from kvschema.specs import (
         CacheSpec,
@@ -49,12 +50,14 @@ _WHERE: dict[str, str] = {
     "AttnMaskType": "masks",
     "CacheGroupSpec": "groups",
     "CacheGroupsConfig": "groups",
+    "CachePlan": "planner",
     "CacheSpec": "specs",
     "ChunkedLocalAttentionSpec": "specs",
     "DTYPE_ALIASES": "dtypes",
     "DTYPE_SIZES": "dtypes",
     "DTypeError": "errors",
     "FullAttentionSpec": "specs",
+    "InsufficientMemoryError": "planner",
     "InvalidArgumentError": "errors",
     "KVSchemaError": "errors",
     "MambaSpec": "specs",
@@ -71,18 +74,22 @@ _WHERE: dict[str, str] = {
     "json_schemas": "schema",
     "merge_specs": "merge",
     "parse_spec": "specs",
+    "plan_cache": "planner",
+    "shard_spec": "planner",
 }
 
 __all__ = [
     "AttnMaskType",
     "CacheGroupSpec",
     "CacheGroupsConfig",
+    "CachePlan",
     "CacheSpec",
     "ChunkedLocalAttentionSpec",
     "DTYPE_ALIASES",
     "DTYPE_SIZES",
     "DTypeError",
     "FullAttentionSpec",
+    "InsufficientMemoryError",
     "InvalidArgumentError",
     "KVSchemaError",
     "MambaSpec",
@@ -100,6 +107,8 @@ __all__ = [
     "json_schemas",
     "merge_specs",
     "parse_spec",
+    "plan_cache",
+    "shard_spec",
 ]
 
 

@@ -36,7 +36,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kvschema.dtypes import DTypeName, dtype_size
-from kvschema.errors import InvalidArgumentError, SpecMergeError
+from kvschema.errors import InvalidArgumentError, SpecMergeError, positive_int_arg
 
 __all__ = [
     "MAX_INT",
@@ -64,12 +64,6 @@ _DERIVED = ("type_id", "page_size_bytes")
 
 def _cdiv(a: int, b: int) -> int:
     return -(a // -b)
-
-
-def _check_length(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"{name} must be an int >= 1, got {value!r}", **{name: value})
-    return value
 
 
 def _add_derived_properties(schema: dict[str, Any]) -> None:
@@ -294,7 +288,7 @@ class FullAttentionSpec(_AttentionBase):
         ...                   dtype="fp16").max_memory_usage_bytes(max_model_len=100)
         57344
         """
-        _check_length("max_model_len", max_model_len)
+        positive_int_arg("max_model_len", max_model_len)
         return _cdiv(max_model_len, self.page_size) * self.page_size_bytes
 
 
@@ -337,8 +331,8 @@ class SlidingWindowSpec(_AttentionBase):
         ...                                                max_num_batched_tokens=64)
         106496
         """
-        _check_length("max_model_len", max_model_len)
-        batched = _check_length("max_num_batched_tokens", max_num_batched_tokens)
+        positive_int_arg("max_model_len", max_model_len)
+        batched = positive_int_arg("max_num_batched_tokens", max_num_batched_tokens)
         tokens = min(self.sliding_window - 1 + batched, max_model_len)
         return (_cdiv(tokens, self.page_size) + 1) * self.page_size_bytes
 
@@ -369,8 +363,8 @@ class ChunkedLocalAttentionSpec(_AttentionBase):
         ...                                                      max_num_batched_tokens=64)
         98304
         """
-        _check_length("max_model_len", max_model_len)
-        batched = _check_length("max_num_batched_tokens", max_num_batched_tokens)
+        positive_int_arg("max_model_len", max_model_len)
+        batched = positive_int_arg("max_num_batched_tokens", max_num_batched_tokens)
         tokens = min(self.attention_chunk_size + batched, max_model_len)
         return _cdiv(tokens, self.page_size) * self.page_size_bytes
 
@@ -422,7 +416,7 @@ class MambaSpec(_SpecBase):
         ...     max_model_len=10)
         16
         """
-        _check_length("max_model_len", max_model_len)
+        positive_int_arg("max_model_len", max_model_len)
         return self.page_size_bytes
 
 

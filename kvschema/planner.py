@@ -1,0 +1,529 @@
+"""Capacity planning: pages from a memory budget, grouped as vLLM v1's hybrid allocator groups them.
+
+``plan_cache`` answers offline what an engine learns at start-up: how the layers share page
+tables, what one page index costs, how many pages a budget holds, and whether one request of
+``max_model_len`` tokens fits at all.
+
+>>> from kvschema import FullAttentionSpec, SlidingWindowSpec
+>>> full = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+>>> local = SlidingWindowSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16",
+...                           sliding_window=1024)
+>>> layers = {f"layer.{i}": full if i % 6 == 5 else local for i in range(12)}
+>>> plan = plan_cache(layers, available_bytes=2 * 1024**3, max_model_len=8192,
+...                   max_num_batched_tokens=2048)
+>>> [len(g.layer_names) for g in plan.config.kv_cache_groups], plan.bytes_per_page
+([2, 2, 2, 2, 2, 2], 131072)
+>>> plan.config.num_pages, plan.pages_per_request
+(16384, [193, 193, 193, 193, 193, 512])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kvschema.errors import InvalidArgumentError, KVSchemaError, SpecMergeError, positive_int_arg
+from kvschema.groups import CacheGroupsConfig, CacheGroupSpec
+from kvschema.merge import merge_specs
+from kvschema.specs import (
+    CacheSpec,
+    ChunkedLocalAttentionSpec,
+    FullAttentionSpec,
+    MambaSpec,
+    SlidingWindowSpec,
+    UniformTypeSpec,
+    _family,
+)
+
+__all__ = [
+    "CachePlan",
+    "GroupSummary",
+    "InsufficientMemoryError",
+    "PlanInputs",
+    "StagePlan",
+    "Strategy",
+    "plan_cache",
+    "shard_spec",
+    "stage_sizes",
+]
+
+Strategy = Literal["hybrid", "per_layer"]
+_ATTENTION = (FullAttentionSpec, SlidingWindowSpec, ChunkedLocalAttentionSpec)
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(a // -b)
+
+
+def _gib(value: int) -> str:
+    return f"{value / 1024**3:.2f} GiB"
+
+
+class InsufficientMemoryError(KVSchemaError):
+    """The budget cannot hold one request of ``max_model_len`` tokens (as vLLM refuses to start).
+
+    ``needed_bytes`` is what one request needs (the null page not included),
+    ``available_bytes`` the budget as passed, ``max_model_len_estimate`` the longest request
+    that fits (0 when not even one token does).
+    """
+
+    error_type = "insufficient_memory"
+
+    @property
+    def needed_bytes(self) -> int:
+        return int(self.fields.get("needed_bytes", 0))
+
+    @property
+    def available_bytes(self) -> int:
+        return int(self.fields.get("available_bytes", 0))
+
+    @property
+    def max_model_len_estimate(self) -> int:
+        return int(self.fields.get("max_model_len_estimate", 0))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlanInputs(_Frozen):
+    """What a plan was made from."""
+
+    available_bytes: list[int] = Field(description="Per-rank budget of each pipeline stage.")
+    max_model_len: int
+    max_num_batched_tokens: int
+    tokens_in_flight: int = Field(
+        description="Batched tokens a windowed layer must keep: batched * pp (* 2 async at pp=1)."
+    )
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    async_scheduling: bool
+    strategy: Strategy
+
+
+class GroupSummary(_Frozen):
+    """One planned group, as the plan table shows it."""
+
+    kind: str
+    type_id: str
+    layers: int
+    page_size_bytes: int = Field(description="Bytes of one page of one layer of the group.")
+    group_page_bytes: int = Field(description="Bytes one page index costs across the group.")
+    pages_per_request: int
+    memory_bytes: int = Field(description="group_page_bytes * num_pages.")
+
+
+class StagePlan(_Frozen):
+    """One pipeline stage: its layers, what a page index costs there, and its page count."""
+
+    stage: int
+    layers: int
+    first_layer: str
+    last_layer: str
+    available_bytes: int
+    bytes_per_page: int
+    num_pages: int
+    needed_bytes: int = Field(description="What one request of max_model_len needs here.")
+    padding_layers: int = Field(description="Empty layer slots in this stage's pools.")
+
+
+class CachePlan(_Frozen):
+    """A planned cache: its groups and page count, what they cost, and what they hold."""
+
+    config: CacheGroupsConfig
+    strategy: Strategy
+    bytes_per_page: int = Field(
+        description="What one page index costs across a rank's layers (the largest stage's)."
+    )
+    pages_per_request: list[int] = Field(description="Pages one request needs, per group.")
+    max_concurrency: float = Field(description="num_pages / Σ pages_per_request.")
+    kv_cache_size_tokens: int = Field(description="int(max_concurrency * max_model_len).")
+    padding_layers: int = Field(description="Empty layer slots the grouping adds (hybrid).")
+    padding_bytes: int = Field(description="Memory those slots reserve across all pages.")
+    groups: list[GroupSummary]
+    stages: list[StagePlan]
+    inputs: PlanInputs
+
+    @property
+    def num_pages(self) -> int:
+        """The planned page count (the null page included, as engines count it)."""
+        return self.config.num_pages
+
+
+def shard_spec(spec: CacheSpec, tensor_parallel_size: int) -> CacheSpec:
+    """The spec one tensor-parallel rank allocates.
+
+    KV heads are divided by ``tp`` when it divides them, and replicated to one per rank when
+    there are fewer heads than ranks and ``tp`` is a multiple of them; anything else is an
+    error.  MLA latents are never sharded; Mamba specs are already per rank.
+
+    >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+    >>> shard_spec(spec, 4).num_kv_heads, shard_spec(spec, 16).num_kv_heads
+    (2, 1)
+    """
+    tp = positive_int_arg("tensor_parallel_size", tensor_parallel_size)
+    if tp == 1 or isinstance(spec, MambaSpec):
+        return spec
+    if isinstance(spec, UniformTypeSpec):
+        members = {name: shard_spec(member, tp) for name, member in spec.kv_cache_specs.items()}
+        return spec.model_copy(update={"kv_cache_specs": members})
+    if not isinstance(spec, _ATTENTION):
+        raise InvalidArgumentError(f"cannot shard a {type(spec).__name__}")
+    if spec.use_mla:
+        return spec
+    heads = spec.num_kv_heads
+    if heads % tp == 0:
+        per_rank = heads // tp
+    elif heads < tp and tp % heads == 0:
+        per_rank = 1
+    else:
+        raise InvalidArgumentError(
+            f"{heads} KV heads cannot be split over tensor_parallel_size={tp}: tp must divide "
+            "the heads, or be a multiple of them (heads are then replicated)",
+            num_kv_heads=heads,
+            tensor_parallel_size=tp,
+        )
+    return spec.model_copy(update={"num_kv_heads": per_rank, "page_size_padded": None})
+
+
+def stage_sizes(num_layers: int, pipeline_parallel_size: int) -> list[int]:
+    """Layers per pipeline stage as vLLM splits them: extras go to stages pp-2, pp-3, ...
+
+    >>> stage_sizes(10, 4)
+    [2, 3, 3, 2]
+    """
+    pp = positive_int_arg("pipeline_parallel_size", pipeline_parallel_size)
+    if num_layers < pp:
+        raise InvalidArgumentError(
+            f"pipeline_parallel_size={pp} is more stages than the {num_layers} cache layers"
+        )
+    sizes = [num_layers // pp] * pp
+    for i in range(2, num_layers % pp + 2):
+        sizes[-i] += 1
+    return sizes
+
+
+# -- grouping -----------------------------------------------------------------------------
+
+
+def _layer_map(layers: Mapping[str, Any] | Sequence[CacheGroupSpec]) -> dict[str, CacheSpec]:
+    if isinstance(layers, Mapping):
+        out = dict(layers)
+    elif isinstance(layers, Sequence) and not isinstance(layers, (str, bytes)):
+        out = {}
+        for index, group in enumerate(layers):
+            if not isinstance(group, CacheGroupSpec):
+                raise InvalidArgumentError(
+                    f"layers[{index}] is a {type(group).__name__}, not a CacheGroupSpec"
+                )
+            spec = group.kv_cache_spec
+            if group.layer_names is None:
+                raise InvalidArgumentError(
+                    "planning needs each group's layer_names (null means 'every layer', "
+                    "which does not say how many)"
+                )
+            for name in group.layer_names:
+                member = spec.kv_cache_specs[name] if isinstance(spec, UniformTypeSpec) else spec
+                if name in out:
+                    raise InvalidArgumentError(f"layer {name} is in two groups", layer=name)
+                out[name] = member
+    else:
+        raise InvalidArgumentError(
+            "layers must map layer name to spec, or be a list of CacheGroupSpec; "
+            f"got {type(layers).__name__}"
+        )
+    if not out:
+        raise InvalidArgumentError("layers is empty: nothing to plan")
+    for name, spec in out.items():
+        if not isinstance(spec, (*_ATTENTION, MambaSpec)):
+            raise InvalidArgumentError(
+                f"layer {name!r} is a {type(spec).__name__}, not a per-layer spec", layer=name
+            )
+    return out
+
+
+def _distinct(specs: dict[str, CacheSpec]) -> dict[CacheSpec, list[str]]:
+    """Equal specs → their layers, in order of first appearance."""
+    buckets: dict[CacheSpec, list[str]] = {}
+    for name, spec in specs.items():
+        buckets.setdefault(spec, []).append(name)
+    return buckets
+
+
+def _uniform_type(specs: dict[str, CacheSpec], distinct: list[CacheSpec]) -> UniformTypeSpec | None:
+    if not all(isinstance(spec, _ATTENTION) for spec in distinct):
+        return None
+    if len({spec.page_size for spec in distinct}) != 1 or len({_family(s) for s in distinct}) != 1:
+        return None
+    return UniformTypeSpec(page_size=distinct[0].page_size, kv_cache_specs=specs)
+
+
+def _unify_pages(spec: CacheSpec, largest: int, name: str) -> CacheSpec:
+    page = spec.page_size_bytes
+    if page == largest:
+        return spec
+    if isinstance(spec, _ATTENTION) and largest % page == 0:
+        return spec.model_copy(update={"page_size": spec.page_size * (largest // page)})
+    if isinstance(spec, _ATTENTION) and spec.use_mla:
+        raise InvalidArgumentError(
+            f"layer {name}: an MLA page of {page} bytes does not divide the largest page "
+            f"({largest} bytes), and MLA pages cannot be padded",
+            layer=name,
+        )
+    return spec.model_copy(update={"page_size_padded": largest})
+
+
+def _hybrid_groups(specs: dict[str, CacheSpec]) -> list[tuple[CacheSpec, list[str]]]:
+    buckets = _distinct(specs)
+    distinct = list(buckets)
+    names = list(specs)
+    try:  # 1. one spec for every layer
+        return [(merge_specs({buckets[s][0]: s for s in distinct}), names)]
+    except SpecMergeError:
+        pass
+    uniform = _uniform_type(specs, distinct)  # 2. one family, mixed geometry
+    if uniform is not None:
+        return [(uniform, names)]
+    largest = max(spec.page_size_bytes for spec in distinct)  # 3. one page size
+    unified: dict[CacheSpec, list[str]] = {}
+    for spec, layers in buckets.items():
+        unified.setdefault(_unify_pages(spec, largest, layers[0]), []).extend(layers)
+    joined: list[tuple[CacheSpec, list[str]]] = []  # 4. buckets, joined when they merge
+    for spec, layers in unified.items():
+        for index, (earlier, earlier_layers) in enumerate(joined):
+            try:
+                merged = merge_specs([earlier, spec])
+            except SpecMergeError:
+                continue
+            joined[index] = (merged, earlier_layers + layers)
+            break
+        else:
+            joined.append((spec, list(layers)))
+    order = {name: i for i, name in enumerate(names)}
+    joined = [(spec, sorted(layers, key=order.__getitem__)) for spec, layers in joined]
+    sizes = [len(layers) for _, layers in joined]
+    group_size = min(sizes)
+    if max(sizes) < group_size * 1.5:
+        group_size = max(sizes)
+    groups: list[tuple[CacheSpec, list[str]]] = []
+    for spec, layers in joined:
+        count = _cdiv(len(layers), group_size)
+        groups.extend((spec, layers[i::count]) for i in range(count))
+    return groups
+
+
+def _per_layer_groups(specs: dict[str, CacheSpec]) -> list[tuple[CacheSpec, list[str]]]:
+    by_type: dict[str, dict[CacheSpec, list[str]]] = {}
+    for spec, layers in _distinct(specs).items():
+        by_type.setdefault(spec.type_id, {})[spec] = layers
+    groups: list[tuple[CacheSpec, list[str]]] = []
+    order = {name: i for i, name in enumerate(specs)}
+    for buckets in by_type.values():
+        try:
+            merged = merge_specs({layers[0]: spec for spec, layers in buckets.items()})
+        except SpecMergeError:  # equal type_id, different geometry: one group per geometry
+            groups.extend(buckets.items())
+            continue
+        layers = sorted((n for names in buckets.values() for n in names), key=order.__getitem__)
+        groups.append((merged, layers))
+    return groups
+
+
+# -- sizing -------------------------------------------------------------------------------
+
+
+def _pages_per_request(spec: CacheSpec, max_model_len: int, tokens: int) -> int:
+    if isinstance(spec, UniformTypeSpec):
+        return spec.pages_per_request(max_model_len=max_model_len, max_num_batched_tokens=tokens)
+    memory = spec.max_memory_usage_bytes(max_model_len=max_model_len, max_num_batched_tokens=tokens)
+    return _cdiv(memory, spec.page_size_bytes)
+
+
+def _largest_fitting_length(
+    specs: list[CacheSpec], bytes_per_page: int, budget: int, max_model_len: int, tokens: int
+) -> int:
+    def fits(length: int) -> bool:
+        pages = sum(_pages_per_request(spec, length, tokens) for spec in specs)
+        return bytes_per_page * pages <= budget
+
+    if not fits(1):
+        return 0
+    low, high = 1, max_model_len
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _budgets(available_bytes: int | Sequence[int], pp: int) -> list[int]:
+    values = [available_bytes] * pp if isinstance(available_bytes, int) else list(available_bytes)
+    if isinstance(available_bytes, bool) or len(values) != pp:
+        raise InvalidArgumentError(
+            f"available_bytes must be an int or one figure per stage ({pp}), got {available_bytes!r}"
+        )
+    return [positive_int_arg("available_bytes", value) for value in values]
+
+
+def plan_cache(
+    layers: Mapping[str, Any] | Sequence[CacheGroupSpec],
+    *,
+    available_bytes: int | Sequence[int],
+    max_model_len: int,
+    max_num_batched_tokens: int,
+    strategy: Strategy = "hybrid",
+    tensor_parallel_size: int = 1,
+    pipeline_parallel_size: int = 1,
+    async_scheduling: bool = False,
+) -> CachePlan:
+    """Plan the cache of a model for a per-rank memory budget; see ``docs/planner.md``.
+
+    ``layers`` maps layer name → spec for the whole model in order (or is a list of groups);
+    specs are sharded for ``tensor_parallel_size`` first.  ``available_bytes`` is per rank: one
+    figure for every stage, or one per pipeline stage.  Raises
+    :class:`InsufficientMemoryError` when one request of ``max_model_len`` does not fit.
+    """
+    max_len = positive_int_arg("max_model_len", max_model_len)
+    batched = positive_int_arg("max_num_batched_tokens", max_num_batched_tokens)
+    tp = positive_int_arg("tensor_parallel_size", tensor_parallel_size)
+    pp = positive_int_arg("pipeline_parallel_size", pipeline_parallel_size)
+    if strategy not in ("hybrid", "per_layer"):
+        raise InvalidArgumentError(f"strategy must be 'hybrid' or 'per_layer', got {strategy!r}")
+    if not isinstance(async_scheduling, bool):
+        raise InvalidArgumentError(f"async_scheduling must be a bool, got {async_scheduling!r}")
+    budgets = _budgets(available_bytes, pp)
+    tokens = batched * pp * (2 if async_scheduling and pp == 1 else 1)
+
+    sharded = {name: shard_spec(spec, tp) for name, spec in _layer_map(layers).items()}
+    grouped = _hybrid_groups(sharded) if strategy == "hybrid" else _per_layer_groups(sharded)
+    pages = [_pages_per_request(spec, max_len, tokens) for spec, _ in grouped]
+    total_pages = sum(pages)
+
+    # One page index costs, per layer: the group's page (a uniform-type member's own page).
+    layer_bytes: dict[str, int] = {}
+    for spec, names in grouped:
+        for name in names:
+            if isinstance(spec, UniformTypeSpec):
+                layer_bytes[name] = spec.kv_cache_specs[name].page_size_bytes
+            else:
+                layer_bytes[name] = spec.page_size_bytes
+    stage_of: dict[str, int] = {}
+    order = list(sharded)
+    start = 0
+    for stage, size in enumerate(stage_sizes(len(order), pp)):
+        for name in order[start : start + size]:
+            stage_of[name] = stage
+        start += size
+
+    stages: list[StagePlan] = []
+    for stage, budget in enumerate(budgets):
+        per_group = [[name for name in names if stage_of[name] == stage] for _, names in grouped]
+        sums = [sum(layer_bytes[name] for name in names) for names in per_group]
+        if strategy == "hybrid":
+            bytes_per_page = max(sums)
+            widest = max(len(names) for names in per_group)
+            padding = sum(widest - len(names) for names in per_group)
+        else:
+            bytes_per_page, padding = sum(sums), 0
+        needed = bytes_per_page * total_pages
+        where = f" on pipeline stage {stage}" if pp > 1 else ""
+        if budget <= bytes_per_page:
+            raise InsufficientMemoryError(
+                f"{budget} bytes{where} hold at most one page of {bytes_per_page} bytes, and that "
+                "one is the null page: nothing is left for requests. One request of "
+                f"{max_len} tokens needs {needed} bytes ({_gib(needed)}) more; raise the budget",
+                needed_bytes=needed,
+                available_bytes=budget,
+                max_model_len_estimate=0,
+                bytes_per_page=bytes_per_page,
+                stage=stage,
+            )
+        if needed > budget - bytes_per_page:
+            estimate = _largest_fitting_length(
+                [spec for spec, _ in grouped],
+                bytes_per_page,
+                budget - bytes_per_page,
+                max_len,
+                tokens,
+            )
+            hint = (
+                f"at most {estimate} tokens fit: lower max_model_len to {estimate} or "
+                if estimate
+                else "not even one token fits: "
+            )
+            raise InsufficientMemoryError(
+                f"one request of max_model_len={max_len} tokens needs {needed} bytes "
+                f"({_gib(needed)}) of KV cache{where}, more than the {budget} bytes "
+                f"({_gib(budget)}) available less one null page of {bytes_per_page} bytes; "
+                f"{hint}raise the memory budget (or shard over more ranks)",
+                needed_bytes=needed,
+                available_bytes=budget,
+                max_model_len_estimate=estimate,
+                bytes_per_page=bytes_per_page,
+                stage=stage,
+            )
+        members = [name for name in order if stage_of[name] == stage]
+        stages.append(
+            StagePlan(
+                stage=stage,
+                layers=len(members),
+                first_layer=members[0],
+                last_layer=members[-1],
+                available_bytes=budget,
+                bytes_per_page=bytes_per_page,
+                num_pages=budget // bytes_per_page,
+                needed_bytes=needed,
+                padding_layers=padding,
+            )
+        )
+
+    num_pages = min(stage.num_pages for stage in stages)
+    concurrency = num_pages / total_pages
+    padding_layers = sum(stage.padding_layers for stage in stages)
+    unified_page = max(spec.page_size_bytes for spec, _ in grouped)
+    config = CacheGroupsConfig(
+        num_pages=num_pages,
+        kv_cache_groups=[
+            CacheGroupSpec(kv_cache_spec=spec, layer_names=names) for spec, names in grouped
+        ],
+    )
+    summaries = []
+    for (spec, names), need in zip(grouped, pages, strict=True):
+        group_bytes = sum(layer_bytes[name] for name in names)
+        summaries.append(
+            GroupSummary(
+                kind=spec.kind,
+                type_id=spec.type_id,
+                layers=len(names),
+                page_size_bytes=spec.page_size_bytes,
+                group_page_bytes=group_bytes,
+                pages_per_request=need,
+                memory_bytes=group_bytes * num_pages,
+            )
+        )
+    return CachePlan(
+        config=config,
+        strategy=strategy,
+        bytes_per_page=max(stage.bytes_per_page for stage in stages),
+        pages_per_request=pages,
+        max_concurrency=concurrency,
+        kv_cache_size_tokens=int(concurrency * max_len),
+        padding_layers=padding_layers,
+        padding_bytes=padding_layers * unified_page * num_pages if strategy == "hybrid" else 0,
+        groups=summaries,
+        stages=stages,
+        inputs=PlanInputs(
+            available_bytes=budgets,
+            max_model_len=max_len,
+            max_num_batched_tokens=batched,
+            tokens_in_flight=tokens,
+            tensor_parallel_size=tp,
+            pipeline_parallel_size=pp,
+            async_scheduling=async_scheduling,
+            strategy=strategy,
+        ),
+    )
