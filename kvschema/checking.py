@@ -15,12 +15,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from kvschema.errors import KVSchemaError
 from kvschema.groups import CacheGroupsConfig, CacheGroupSpec
 from kvschema.loaders import Document
-from kvschema.specs import SPEC_ADAPTER
+from kvschema.specs import SPEC_ADAPTER, CacheSpec, LayerName
 
 __all__ = [
     "DOCUMENT_KINDS",
@@ -28,17 +28,24 @@ __all__ = [
     "Issue",
     "PointerError",
     "check_document",
+    "NAMED_KINDS",
     "format_path",
+    "read_document",
     "recognise",
     "resolve_pointer",
 ]
 
-DocumentKind = Literal["spec", "group", "config"]
+DocumentKind = Literal["spec", "group", "config", "layers", "groups"]
 #: What ``--kind`` takes, and the model each names.
 DOCUMENT_KINDS: dict[str, str] = {
     "spec": "a cache spec (a mapping with kind)",
     "group": "a CacheGroupSpec (a mapping with kv_cache_spec)",
     "config": "a CacheGroupsConfig (a mapping with kv_cache_groups)",
+}
+#: Document types that are never recognised, only named with ``--kind``.
+NAMED_KINDS: dict[str, str] = {
+    "layers": "a layer map (layer name -> spec, in model order)",
+    "groups": "a list of CacheGroupSpec",
 }
 _SPEC_KINDS = frozenset(
     {"full_attention", "sliding_window", "local_attention", "mamba", "uniform_type"}
@@ -47,6 +54,8 @@ _VALIDATORS: dict[str, Any] = {
     "spec": SPEC_ADAPTER.validate_python,
     "group": CacheGroupSpec.model_validate,
     "config": CacheGroupsConfig.model_validate,
+    "layers": TypeAdapter(dict[LayerName, CacheSpec]).validate_python,
+    "groups": TypeAdapter(list[CacheGroupSpec]).validate_python,
 }
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -167,23 +176,33 @@ def check_document(
 ) -> tuple[str | None, list[Issue]]:
     """Validate one loaded document; return what it was taken for and every issue found.
 
-    ``kind`` forces the document type (see :data:`DOCUMENT_KINDS`); otherwise it is recognised
-    from its keys.  ``pointer`` selects a section (paths and lines stay the whole file's).
+    ``kind`` forces the document type (see :data:`DOCUMENT_KINDS` and :data:`NAMED_KINDS`);
+    otherwise it is recognised from its keys.  ``pointer`` selects a section (paths and lines
+    stay the whole file's).
     """
+    found, _, issues = read_document(document, kind, pointer)
+    return found, issues
+
+
+def read_document(
+    document: Document, kind: str | None = None, pointer: str | None = None
+) -> tuple[str | None, Any, list[Issue]]:
+    """Like :func:`check_document`, and also the validated value (None when there are issues)."""
     index = document.index
     issues = [
         Issue(index, format_path(p.path), p.message, p.error_type, p.line, p.column)
         for p in document.problems
     ]
     if issues:
-        return kind, issues
+        return kind, None, issues
     data, base = document.data, ()
     if pointer is not None:
         try:
             data, base = resolve_pointer(data, pointer)
         except PointerError as err:
             line = document.position(())
-            return kind, [Issue(index, "$", err.message, err.error_type, *(line or (None, None)))]
+            issue = Issue(index, "$", err.message, err.error_type, *(line or (None, None)))
+            return kind, None, [issue]
     found = kind or recognise(data)
     if found is None:
         expected = "; ".join(DOCUMENT_KINDS.values())
@@ -191,17 +210,21 @@ def check_document(
         if isinstance(data, dict):
             what = f"a mapping with keys {', '.join(map(str, list(data)[:6]))}"
         position = document.position(base)
-        return None, [
-            Issue(
-                index,
-                format_path(base),
-                f"unrecognised document: found {what}; expected {expected} (or name it with --kind)",
-                "unrecognised_document",
-                *(position or (None, None)),
-            )
-        ]
+        return (
+            None,
+            None,
+            [
+                Issue(
+                    index,
+                    format_path(base),
+                    f"unrecognised document: found {what}; expected {expected} (or name it with --kind)",
+                    "unrecognised_document",
+                    *(position or (None, None)),
+                )
+            ],
+        )
     try:
-        _VALIDATORS[found](data)
+        value = _VALIDATORS[found](data)
     except ValidationError as err:
         for error in err.errors():
             path = (*base, *_data_path(data, tuple(error["loc"])))
@@ -215,4 +238,5 @@ def check_document(
                     *(position or (None, None)),
                 )
             )
-    return found, issues
+        return found, None, issues
+    return found, value, issues

@@ -42,6 +42,33 @@ def _positive(text: str) -> int:
     return value
 
 
+def _error_line(name: str, error: dict[str, Any], style: _Style) -> str:
+    """``FILE:LINE:COL: [document N:] $.path: message [type]``."""
+    where = name
+    if error.get("line") is not None:
+        where += f":{error['line']}"
+        if error.get("column") is not None:
+            where += f":{error['column']}"
+    parts = [style(where + ":", "1")]
+    if error.get("document") is not None:
+        parts.append(f"document {error['document']}:")
+    if error.get("path") is not None and error["type"] != "load":
+        parts.append(f"{error['path']}:")
+    parts.append(f"{error['message']} {style('[' + error['type'] + ']', '31')}")
+    return " ".join(parts)
+
+
+def _issue_dict(issue: Any, documents: int) -> dict[str, Any]:
+    return {
+        "document": issue.document if documents > 1 else None,
+        "path": issue.path,
+        "message": issue.message,
+        "type": issue.error_type,
+        "line": issue.line,
+        "column": issue.column,
+    }
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from kvschema.checking import check_document
     from kvschema.loaders import Limits, LoadError, load_file
@@ -109,18 +136,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for entry in report:
         name = entry["file"]
         for error in entry["errors"]:
-            where = name
-            if error["line"] is not None:
-                where += f":{error['line']}"
-                if error["column"] is not None:
-                    where += f":{error['column']}"
-            parts = [style(where + ":", "1")]
-            if error["document"] is not None:
-                parts.append(f"document {error['document']}:")
-            if error["path"] is not None and error["type"] != "load":
-                parts.append(f"{error['path']}:")
-            parts.append(f"{error['message']} {style('[' + error['type'] + ']', '31')}")
-            print(" ".join(parts))
+            print(_error_line(name, error, style))
         if entry["errors"]:
             invalid += 1
         elif args.verbose:
@@ -155,6 +171,71 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return EXIT_OK
+
+
+def _read_one(name: str, kind: str, args: argparse.Namespace) -> tuple[int, Any]:
+    """Load and validate the one document of ``name`` as ``kind``; print errors on failure."""
+    from kvschema.checking import read_document
+    from kvschema.loaders import LoadError, load_file
+
+    style = _Style(sys.stderr)
+    try:
+        documents = load_file(name, getattr(args, "format", None))
+    except LoadError as err:
+        print(_error_line(name, {"type": "load", "message": err.message}, style), file=sys.stderr)
+        return EXIT_USAGE, None
+    if len(documents) != 1:
+        message = "empty file: no document" if not documents else "expected one document"
+        error = {"type": "document_count", "message": message, "path": "$"}
+        print(_error_line(name, error, style), file=sys.stderr)
+        return EXIT_INVALID, None
+    _, value, issues = read_document(documents[0], kind, getattr(args, "path", None))
+    for issue in issues:
+        print(_error_line(name, _issue_dict(issue, 1), style), file=sys.stderr)
+    return (EXIT_INVALID, None) if issues else (EXIT_OK, value)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from kvschema.errors import KVSchemaError
+    from kvschema.planner import plan_cache
+    from kvschema.tables import plan_table
+
+    if args.layers is not None:
+        code, layers = _read_one(args.layers, "layers", args)
+    else:
+        code, groups = _read_one(args.groups, "groups" if args.groups_list else "config", args)
+        layers = groups if args.groups_list or groups is None else groups.kv_cache_groups
+    if code != EXIT_OK:
+        return code
+    try:
+        plan = plan_cache(
+            layers,
+            available_bytes=args.memory if len(args.memory) > 1 else args.memory[0],
+            max_model_len=args.max_model_len,
+            max_num_batched_tokens=args.max_num_batched_tokens,
+            strategy=args.strategy,
+            tensor_parallel_size=args.tp,
+            pipeline_parallel_size=args.pp,
+            async_scheduling=args.async_scheduling,
+        )
+    except KVSchemaError as err:
+        print(f"kvschema plan: {err.message} [{err.error_type}]", file=sys.stderr)
+        return EXIT_INVALID
+    if args.output == "json":
+        print(plan.model_dump_json(indent=2))
+    else:
+        print(plan_table(plan))
+    return EXIT_OK
+
+
+def _sizes(text: str) -> list[int]:
+    from kvschema.errors import KVSchemaError
+    from kvschema.units import parse_sizes
+
+    try:
+        return parse_sizes(text)
+    except KVSchemaError as err:
+        raise argparse.ArgumentTypeError(err.message) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,6 +292,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="most values, YAML aliases counted as expanded (default: 1000000)",
     )
     validate.set_defaults(handler=_cmd_validate)
+
+    plan = commands.add_parser(
+        "plan",
+        help="plan the page count of a model's cache for a memory budget",
+        description="Group the layers as vLLM's hybrid allocator does (or as EasyDeL's per-layer "
+        "pool), size one page index, and count the pages a per-rank memory budget holds. "
+        "Exit 1 when one request of --max-model-len does not fit, 2 for usage errors.",
+    )
+    source = plan.add_mutually_exclusive_group(required=True)
+    source.add_argument("--layers", metavar="FILE", help="a layer map: layer name -> spec")
+    source.add_argument(
+        "--groups", metavar="FILE", help="a CacheGroupsConfig (its num_pages is ignored)"
+    )
+    plan.add_argument(
+        "--groups-list",
+        action="store_true",
+        help="--groups FILE holds a list of groups, not a config",
+    )
+    plan.add_argument(
+        "--memory",
+        type=_sizes,
+        required=True,
+        metavar="SIZE",
+        help="KV-cache memory per rank: 40GiB, 80GB, 512MiB or bytes; one per stage with commas",
+    )
+    plan.add_argument("--max-model-len", type=_positive, required=True, metavar="N")
+    plan.add_argument(
+        "--max-num-batched-tokens",
+        type=_positive,
+        default=8192,
+        metavar="N",
+        help="tokens scheduled per step (default: 8192)",
+    )
+    plan.add_argument("--tp", type=_positive, default=1, metavar="N", help="tensor-parallel size")
+    plan.add_argument("--pp", type=_positive, default=1, metavar="N", help="pipeline-parallel size")
+    plan.add_argument("--async-scheduling", action="store_true", help="two steps in flight (pp=1)")
+    plan.add_argument("--strategy", choices=["hybrid", "per_layer"], default="hybrid")
+    plan.add_argument(
+        "--format", choices=["yaml", "json", "toml"], help="input format (default: by extension)"
+    )
+    plan.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    plan.set_defaults(handler=_cmd_plan)
 
     schema = commands.add_parser(
         "schema", help="write the JSON Schemas, or check committed ones for drift"

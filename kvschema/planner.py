@@ -110,9 +110,12 @@ class GroupSummary(_Frozen):
     type_id: str
     layers: int
     page_size_bytes: int = Field(description="Bytes of one page of one layer of the group.")
-    group_page_bytes: int = Field(description="Bytes one page index costs across the group.")
-    pages_per_request: int
-    memory_bytes: int = Field(description="group_page_bytes * num_pages.")
+    group_page_bytes: int = Field(description="Bytes of one page across the group's layers.")
+    pages_per_request: int = Field(description="Page indices one request takes in this group.")
+    request_bytes: int = Field(
+        description="What those pages cost: pages_per_request * bytes_per_page (a page index "
+        "spans the whole pool, whichever group holds it)."
+    )
 
 
 class StagePlan(_Frozen):
@@ -141,7 +144,9 @@ class CachePlan(_Frozen):
     max_concurrency: float = Field(description="num_pages / Σ pages_per_request.")
     kv_cache_size_tokens: int = Field(description="int(max_concurrency * max_model_len).")
     padding_layers: int = Field(description="Empty layer slots the grouping adds (hybrid).")
-    padding_bytes: int = Field(description="Memory those slots reserve across all pages.")
+    padding_bytes: int = Field(
+        description="Bytes one request of max_model_len reserves in those empty slots."
+    )
     groups: list[GroupSummary]
     stages: list[StagePlan]
     inputs: PlanInputs
@@ -420,6 +425,8 @@ def plan_cache(
         start += size
 
     stages: list[StagePlan] = []
+    unified_page = max(spec.page_size_bytes for spec, _ in grouped)
+    wasted = 0
     for stage, budget in enumerate(budgets):
         per_group = [[name for name in names if stage_of[name] == stage] for _, names in grouped]
         sums = [sum(layer_bytes[name] for name in names) for names in per_group]
@@ -427,6 +434,9 @@ def plan_cache(
             bytes_per_page = max(sums)
             widest = max(len(names) for names in per_group)
             padding = sum(widest - len(names) for names in per_group)
+            wasted += unified_page * sum(
+                need * (widest - len(names)) for need, names in zip(pages, per_group, strict=True)
+            )
         else:
             bytes_per_page, padding = sum(sums), 0
         needed = bytes_per_page * total_pages
@@ -484,7 +494,6 @@ def plan_cache(
     num_pages = min(stage.num_pages for stage in stages)
     concurrency = num_pages / total_pages
     padding_layers = sum(stage.padding_layers for stage in stages)
-    unified_page = max(spec.page_size_bytes for spec, _ in grouped)
     config = CacheGroupsConfig(
         num_pages=num_pages,
         kv_cache_groups=[
@@ -502,7 +511,7 @@ def plan_cache(
                 page_size_bytes=spec.page_size_bytes,
                 group_page_bytes=group_bytes,
                 pages_per_request=need,
-                memory_bytes=group_bytes * num_pages,
+                request_bytes=need * max(stage.bytes_per_page for stage in stages),
             )
         )
     return CachePlan(
@@ -513,7 +522,7 @@ def plan_cache(
         max_concurrency=concurrency,
         kv_cache_size_tokens=int(concurrency * max_len),
         padding_layers=padding_layers,
-        padding_bytes=padding_layers * unified_page * num_pages if strategy == "hybrid" else 0,
+        padding_bytes=wasted,
         groups=summaries,
         stages=stages,
         inputs=PlanInputs(

@@ -186,7 +186,9 @@ def test_uneven_buckets_padded_to_the_larger_when_close() -> None:
     assert [len(g.layer_names or ()) for g in plan.config.kv_cache_groups] == [12, 13]
     assert plan.padding_layers == 1
     assert plan.bytes_per_page == 13 * PAGE
-    assert plan.padding_bytes == PAGE * plan.config.num_pages
+    # each request's sliding pages leave one slot empty: cdiv(min(1023 + 1024, 4096), 16) + 1
+    assert plan.pages_per_request == [129, 256]
+    assert plan.padding_bytes == 129 * PAGE
 
 
 def test_uneven_buckets_split_strided() -> None:

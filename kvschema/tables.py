@@ -1,0 +1,92 @@
+"""Plain-text tables of plans, for people (the CLI prints them; nothing here prints).
+
+>>> from kvschema import FullAttentionSpec, plan_cache
+>>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+>>> plan = plan_cache({f"layer.{i}": spec for i in range(4)}, available_bytes=2**30,
+...                   max_model_len=4096, max_num_batched_tokens=1024)
+>>> print(plan_table(plan).splitlines()[-3])
+pages        4096 of 256.00 KiB per page index (one is the null page)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kvschema.planner import CachePlan
+from kvschema.units import human_bytes
+
+__all__ = ["plan_table", "render_table"]
+
+
+def render_table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
+    """Columns padded to their widest cell; indices in ``right`` right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def plan_table(plan: CachePlan) -> str:
+    """The plan as people read it: a row per group, then pages, concurrency and tokens.
+
+    "per request" is what one request of ``max_model_len`` holds through a group, and "share"
+    that group's part of the request's memory.
+    """
+    inputs = plan.inputs
+    layers = sum(group.layers for group in plan.groups)
+    head = (
+        f"{layers} layers, {inputs.strategy}, tp={inputs.tensor_parallel_size} "
+        f"pp={inputs.pipeline_parallel_size}, max_model_len={inputs.max_model_len}, "
+        f"{inputs.tokens_in_flight} tokens in flight"
+    )
+    total = sum(group.request_bytes for group in plan.groups)
+    rows = [
+        ["group", "kind", "layers", "page", "group page", "pages/request", "per request", "share"]
+    ]
+    for index, group in enumerate(plan.groups):
+        rows.append(
+            [
+                str(index),
+                group.kind,
+                str(group.layers),
+                human_bytes(group.page_size_bytes),
+                human_bytes(group.group_page_bytes),
+                str(group.pages_per_request),
+                human_bytes(group.request_bytes),
+                f"{100 * group.request_bytes / total:.1f}%",
+            ]
+        )
+    lines = [head, "", render_table(rows, right=(0, 2, 3, 4, 5, 6, 7)), ""]
+    if inputs.pipeline_parallel_size > 1:
+        stage_rows = [["stage", "layers", "budget", "page index", "pages"]]
+        for stage in plan.stages:
+            stage_rows.append(
+                [
+                    str(stage.stage),
+                    f"{stage.first_layer}..{stage.last_layer} ({stage.layers})",
+                    human_bytes(stage.available_bytes),
+                    human_bytes(stage.bytes_per_page),
+                    str(stage.num_pages),
+                ]
+            )
+        lines += [render_table(stage_rows, right=(0, 2, 3, 4)), ""]
+    lines.append(
+        f"pages        {plan.config.num_pages} of {human_bytes(plan.bytes_per_page)} per page index "
+        "(one is the null page)"
+    )
+    lines.append(
+        f"concurrency  {plan.max_concurrency:.2f} requests of {inputs.max_model_len} tokens"
+    )
+    tokens = f"tokens       {plan.kv_cache_size_tokens}"
+    if plan.padding_layers:
+        tokens += (
+            f"; padding: {plan.padding_layers} empty layer slot(s), "
+            f"{human_bytes(plan.padding_bytes)} of each request"
+        )
+    lines.append(tokens)
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""`kvschema plan`: inputs, sizes, outputs and exit codes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kvschema.cli import main
+from kvschema.units import human_bytes, parse_size, parse_sizes
+
+ROOT = Path(__file__).resolve().parent.parent
+GEMMA = str(ROOT / "examples" / "plan" / "gemma3-27b-layers.yaml")
+JAMBA = str(ROOT / "examples" / "plan" / "jamba-layers.yaml")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("40GiB", 40 * 1024**3),
+        ("40 GB", 40 * 10**9),
+        ("512MiB", 512 * 1024**2),
+        ("1.5GiB", 3 * 1024**3 // 2),
+        ("4096", 4096),
+        ("2kib", 2048),
+        ("7B", 7),
+    ],
+)
+def test_sizes(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "GiB", "-1GiB", "0", "1.5", "12 parsecs", "1e9"])
+def test_bad_sizes(text: str) -> None:
+    with pytest.raises(ValueError, match="size"):
+        parse_size(text)
+
+
+def test_per_stage_sizes_and_human_bytes() -> None:
+    assert parse_sizes("1GiB,2GiB") == [1024**3, 2 * 1024**3]
+    assert human_bytes(512) == "512 B"
+    assert human_bytes(3 * 1024**4) == "3.00 TiB"
+
+
+def test_plan_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "plan", "--layers", GEMMA, "--memory", "20GiB", "--max-model-len", "32768"
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "62 layers, hybrid, tp=1 pp=1, max_model_len=32768, 8192 tokens in flight"
+    assert "full_attention" in lines[-5]
+    assert lines[-3] == "pages        16384 of 1.25 MiB per page index (one is the null page)"
+    assert lines[-2] == "concurrency  2.97 requests of 32768 tokens"
+
+
+def test_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "plan",
+        "--layers",
+        JAMBA,
+        "--memory",
+        "24GiB",
+        "--max-model-len",
+        "65536",
+        "--tp",
+        "2",
+        "-o",
+        "json",
+    )
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["config"]["num_pages"] == 20695
+    assert plan["inputs"]["tensor_parallel_size"] == 2
+    assert len(plan["pages_per_request"]) == len(plan["config"]["kv_cache_groups"]) == 8
+
+
+def test_plan_from_groups(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = str(ROOT / "examples" / "valid" / "gemma3-sliding-hybrid.yaml")
+    code, out, _ = run(
+        capsys, "plan", "--groups", config, "--memory", "4GiB", "--max-model-len", "8192"
+    )
+    assert code == 0
+    assert out.startswith("12 layers, hybrid")
+    listed = tmp_path / "groups.json"
+    listed.write_text(
+        json.dumps(
+            [
+                {
+                    "kv_cache_spec": {
+                        "kind": "mamba",
+                        "page_size": 1,
+                        "shapes": [[4]],
+                        "dtype": "fp32",
+                    },
+                    "layer_names": ["a"],
+                }
+            ]
+        )
+    )
+    assert (
+        run(
+            capsys,
+            "plan",
+            "--groups",
+            str(listed),
+            "--groups-list",
+            "--memory",
+            "1MiB",
+            "--max-model-len",
+            "8",
+        )[0]
+        == 0
+    )
+
+
+def test_insufficient_memory_exits_1_with_the_message(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "plan", "--layers", GEMMA, "--memory", "2GiB", "--max-model-len", "131072"
+    )
+    assert code == 1
+    assert out == ""
+    assert err.startswith("kvschema plan: one request of max_model_len=131072 tokens needs")
+    assert "lower max_model_len to 3728" in err
+    assert err.rstrip().endswith("[insufficient_memory]")
+
+
+def test_invalid_layer_files_name_the_place(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "layers.yaml"
+    bad.write_text(
+        "layer.0: {kind: full_attention, page_size: 16, num_kv_heads: 0, head_size: 8, dtype: bf16}\n"
+    )
+    code, _, err = run(
+        capsys, "plan", "--layers", str(bad), "--memory", "1GiB", "--max-model-len", "8"
+    )
+    assert code == 1
+    assert err.startswith(
+        f"{bad}:1:48: $['layer.0'].num_kv_heads: Input should be greater than or equal to 1"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plan", "--memory", "1GiB", "--max-model-len", "8"],
+        ["plan", "--layers", GEMMA, "--memory", "lots", "--max-model-len", "8"],
+        ["plan", "--layers", GEMMA, "--memory", "1GiB"],
+        ["plan", "--layers", GEMMA, "--groups", GEMMA, "--memory", "1GiB", "--max-model-len", "8"],
+        ["plan", "--layers", "/no/such.yaml", "--memory", "1GiB", "--max-model-len", "8"],
+    ],
+)
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    assert run(capsys, *argv)[0] == 2
+
+
+def test_tp_that_cannot_split_heads_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, "plan", "--layers", GEMMA, "--memory", "20GiB", "--max-model-len", "8", "--tp", "3"
+    )
+    assert code == 1
+    assert "16 KV heads cannot be split over tensor_parallel_size=3" in err
