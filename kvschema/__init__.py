@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from kvschema._version import __version__
 
 if TYPE_CHECKING:
+    from kvschema.compat import CompatibilityReport, check_compatible
     from kvschema.dtypes import DTYPE_ALIASES, DTYPE_SIZES, canonical_dtype, dtype_size
     from kvschema.errors import (
         DTypeError,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
         MaskDetailsError,
         SpecMergeError,
     )
+    from kvschema.exchange import fingerprint, layout_fingerprint, to_canonical_json
     from kvschema.groups import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
     from kvschema.masks import (
         AttnMaskType,
@@ -47,6 +49,11 @@ if TYPE_CHECKING:
     )
 
 _WHERE: dict[str, str] = {
+    "CompatibilityReport": "compat",
+    "check_compatible": "compat",
+    "fingerprint": "exchange",
+    "layout_fingerprint": "exchange",
+    "to_canonical_json": "exchange",
     "AttnMaskType": "masks",
     "CacheGroupSpec": "groups",
     "CacheGroupsConfig": "groups",
@@ -85,6 +92,7 @@ __all__ = [
     "CachePlan",
     "CacheSpec",
     "ChunkedLocalAttentionSpec",
+    "CompatibilityReport",
     "DTYPE_ALIASES",
     "DTYPE_SIZES",
     "DTypeError",
@@ -101,14 +109,18 @@ __all__ = [
     "UniformTypeSpec",
     "__version__",
     "canonical_dtype",
+    "check_compatible",
     "create_kv_cache_specs_from_config",
     "dtype_size",
+    "fingerprint",
     "groups_from_mask_details",
     "json_schemas",
+    "layout_fingerprint",
     "merge_specs",
     "parse_spec",
     "plan_cache",
     "shard_spec",
+    "to_canonical_json",
 ]
 
 

@@ -228,6 +228,44 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from kvschema.compat import check_compatible
+    from kvschema.errors import KVSchemaError
+
+    configs = []
+    for name in (args.a, args.b):
+        code, config = _read_one(name, "config", args)
+        if code != EXIT_OK:
+            return EXIT_USAGE
+        configs.append(config)
+    try:
+        report = check_compatible(configs[0], configs[1], tp_a=args.tp_a, tp_b=args.tp_b)
+    except KVSchemaError as err:
+        print(f"kvschema diff: {err.message} [{err.error_type}]", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output == "json":
+        print(report.model_dump_json(indent=2))
+    else:
+        shown: dict[tuple[str, str, str, str], list[Any]] = {}
+        for item in report.differences:  # one line per place and values, naming its layers
+            shown.setdefault((item.path, item.rule, repr(item.a), repr(item.b)), []).append(item)
+        for (path, rule, _, _), items in shown.items():
+            more = ""
+            if len(items) > 1:
+                others = [str(i.layer) for i in items[1:]]
+                listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+                more = f" (also {listed}: {len(items)} layers)"
+            print(f"{path}: {items[0].reason}{more} [{rule}]")
+        for item in report.info:
+            print(f"{item.path}: {item.reason} (a: {item.a}, b: {item.b}) [info]")
+        verdict = "compatible" if report.compatible else "not compatible"
+        print(
+            f"{args.a} -> {args.b}: {verdict} (tp {report.tp_a} -> {report.tp_b}, "
+            f"{len(report.differences)} difference(s))"
+        )
+    return EXIT_OK if report.compatible else EXIT_INVALID
+
+
 def _sizes(text: str) -> list[int]:
     from kvschema.errors import KVSchemaError
     from kvschema.units import parse_sizes
@@ -334,6 +372,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("-o", "--output", choices=["text", "json"], default="text")
     plan.set_defaults(handler=_cmd_plan)
+
+    diff = commands.add_parser(
+        "diff",
+        help="check that one layout's pages can move to another's",
+        description="A sends pages, B receives them (a prefill and a decode node). Exit 0 when "
+        "compatible, 1 when not, 2 for usage errors and files that cannot be read or are invalid.",
+    )
+    diff.add_argument("a", metavar="A", help="the sending peer's CacheGroupsConfig")
+    diff.add_argument("b", metavar="B", help="the receiving peer's CacheGroupsConfig")
+    diff.add_argument(
+        "--tp-a", type=_positive, default=1, metavar="N", help="A's tensor-parallel size"
+    )
+    diff.add_argument(
+        "--tp-b", type=_positive, default=1, metavar="N", help="B's tensor-parallel size"
+    )
+    diff.add_argument("--format", choices=["yaml", "json", "toml"], help="input format")
+    diff.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    diff.set_defaults(handler=_cmd_diff)
 
     schema = commands.add_parser(
         "schema", help="write the JSON Schemas, or check committed ones for drift"

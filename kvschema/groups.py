@@ -65,12 +65,15 @@ class CacheGroupSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kv_cache_spec: CacheSpec = Field(description="The spec every layer of the group shares.")
-    layer_names: list[LayerName] | None = Field(
+    layer_names: (
+        Annotated[
+            list[LayerName],
+            Field(min_length=1, max_length=MAX_LAYERS, json_schema_extra={"uniqueItems": True}),
+        ]
+        | None
+    ) = Field(
         default=None,
-        min_length=1,
-        max_length=MAX_LAYERS,
         description="The group's layers, each once; null means every layer (a lone group only).",
-        json_schema_extra={"uniqueItems": True},
     )
 
     @field_validator("layer_names")
@@ -100,11 +103,11 @@ class CacheGroupSpec(BaseModel):
         spec = self.kv_cache_spec
         if isinstance(spec, UniformTypeSpec) and self.layer_names is not None:
             members = list(spec.kv_cache_specs)
-            if members != self.layer_names:
+            if set(members) != set(self.layer_names):  # a JSON object's key order means nothing
                 raise PydanticCustomError(
                     "uniform_type_layers",
-                    "a uniform-type group's layer_names must be its members in order "
-                    "({members}), got {names}",
+                    "a uniform-type group's layer_names must be its members ({members}), "
+                    "got {names}",
                     {"members": _short(members), "names": _short(self.layer_names)},
                 )
         return self

@@ -170,3 +170,48 @@ def test_tp_that_cannot_split_heads_exits_1(capsys: pytest.CaptureFixture[str]) 
     )
     assert code == 1
     assert "16 KV heads cannot be split over tensor_parallel_size=3" in err
+
+
+EXCHANGE = ROOT / "examples" / "exchange"
+
+
+def test_diff_compatible_peers(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "diff",
+        str(EXCHANGE / "prefill-tp2.yaml"),
+        str(EXCHANGE / "decode-tp4.yaml"),
+        "--tp-a",
+        "2",
+        "--tp-b",
+        "4",
+    )
+    assert code == 0
+    assert out.splitlines()[-1].endswith(": compatible (tp 2 -> 4, 0 difference(s))")
+    assert "[info]" in out
+
+
+def test_diff_swapped_sides_fail_on_page_size(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "diff",
+        str(EXCHANGE / "decode-tp4.yaml"),
+        str(EXCHANGE / "prefill-tp2.yaml"),
+        "--tp-a",
+        "4",
+        "--tp-b",
+        "2",
+        "-o",
+        "json",
+    )
+    assert code == 1
+    report = json.loads(out)
+    assert report["compatible"] is False
+    assert {d["rule"] for d in report["differences"]} == {"page_size"}
+
+
+def test_diff_usage_and_invalid_files_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "diff", str(EXCHANGE / "prefill-tp2.yaml"), "/no/such.yaml")[0] == 2
+    bad = str(ROOT / "examples" / "invalid" / "zero-page-size.yaml")
+    assert run(capsys, "diff", bad, bad)[0] == 2
+    assert run(capsys, "diff", str(EXCHANGE / "prefill-tp2.yaml"))[0] == 2

@@ -1,0 +1,243 @@
+"""Can one peer's KV pages move to another's?  The prefill/decode transfer rules, before deploy.
+
+Documents hold per-rank specs (what one rank of that peer allocates, as the planner publishes
+them).  ``a`` sends pages, ``b`` receives them.
+
+>>> from kvschema import CacheGroupsConfig, CacheGroupSpec, FullAttentionSpec
+>>> def layout(heads, page_size=16, pages=1000):
+...     spec = FullAttentionSpec(page_size=page_size, num_kv_heads=heads, head_size=128,
+...                              dtype="bf16")
+...     return CacheGroupsConfig(num_pages=pages, kv_cache_groups=[
+...         CacheGroupSpec(kv_cache_spec=spec, layer_names=["layer.0", "layer.1"])])
+>>> check_compatible(layout(8), layout(4), tp_a=1, tp_b=2).compatible  # 8 heads either way
+True
+>>> [d.reason for d in check_compatible(layout(8), layout(8, page_size=8)).differences]
+['layer.0: the receiving page (8 tokens) is not a multiple of the sending page (16 tokens)', 'layer.1: the receiving page (8 tokens) is not a multiple of the sending page (16 tokens)']
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kvschema.errors import InvalidArgumentError, positive_int_arg
+from kvschema.groups import CacheGroupsConfig
+from kvschema.specs import MambaSpec, UniformTypeSpec
+
+__all__ = ["CompatibilityReport", "Difference", "check_compatible"]
+
+Rule = Literal[
+    "layer_names",
+    "kind",
+    "window",
+    "head_size",
+    "dtype",
+    "mla",
+    "kv_heads",
+    "state_shapes",
+    "tensor_parallel",
+    "page_size",
+    "num_pages",
+]
+
+
+class Difference(BaseModel):
+    """One way the two layouts differ: where, both values, which rule, and why it matters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: Rule
+    layer: str | None = Field(default=None, description="The layer it concerns, if one.")
+    path: str = Field(description="JSON path in document a (in b when a has no such place).")
+    a: Any
+    b: Any
+    reason: str
+
+
+class CompatibilityReport(BaseModel):
+    """The verdict: ``compatible``, every difference that forbids a transfer, and information."""
+
+    model_config = ConfigDict(frozen=True)
+
+    compatible: bool
+    differences: list[Difference]
+    info: list[Difference] = Field(description="Differences that do not forbid a transfer.")
+    tp_a: int
+    tp_b: int
+
+
+def _placement(config: CacheGroupsConfig) -> dict[str, tuple[str, Any]]:
+    """Layer → (its spec's path in the document, its per-layer spec)."""
+    out: dict[str, tuple[str, Any]] = {}
+    for index, group in enumerate(config.kv_cache_groups):
+        spec = group.kv_cache_spec
+        base = f"$.kv_cache_groups[{index}].kv_cache_spec"
+        names = group.layer_names
+        if names is None:
+            names = list(spec.kv_cache_specs) if isinstance(spec, UniformTypeSpec) else ["*"]
+        for name in names:
+            if isinstance(spec, UniformTypeSpec):
+                out[name] = (f"{base}.kv_cache_specs['{name}']", spec.kv_cache_specs[name])
+            else:
+                out[name] = (base, spec)
+    return out
+
+
+def _window(spec: Any) -> int | None:
+    return getattr(spec, "sliding_window", None) or getattr(spec, "attention_chunk_size", None)
+
+
+def _possible_totals(heads: int, tp: int) -> set[int]:
+    """Total KV heads a rank holding ``heads`` at ``tp`` may stand for."""
+    if heads == 1 and tp > 1:  # one per rank: split evenly, or replicated because tp exceeds them
+        return {total for total in range(1, tp + 1) if tp % total == 0}
+    return {heads * tp}
+
+
+def _compare_layer(
+    name: str, path: str, a: Any, b: Any, tp_a: int, tp_b: int, out: list[Difference]
+) -> None:
+    def diff(rule: Rule, field: str, va: Any, vb: Any, reason: str) -> None:
+        out.append(
+            Difference(rule=rule, layer=name, path=f"{path}.{field}", a=va, b=vb, reason=reason)
+        )
+
+    if a.kind != b.kind:
+        diff("kind", "kind", a.kind, b.kind, f"{name} is {a.kind} in a and {b.kind} in b")
+        return
+    if a.dtype != b.dtype:
+        diff("dtype", "dtype", a.dtype, b.dtype, f"{name} caches {a.dtype} in a and {b.dtype} in b")
+    if isinstance(a, MambaSpec):
+        if tp_a != tp_b:
+            diff(
+                "state_shapes",
+                "shapes",
+                tp_a,
+                tp_b,
+                f"{name} is recurrent state, which moves only between equal tensor-parallel sizes",
+            )
+        elif a.shapes != b.shapes:
+            diff(
+                "state_shapes",
+                "shapes",
+                [list(s) for s in a.shapes],
+                [list(s) for s in b.shapes],
+                f"{name} has state shapes {a.shapes} in a and {b.shapes} in b",
+            )
+        return
+    if _window(a) != _window(b):
+        field = "sliding_window" if hasattr(a, "sliding_window") else "attention_chunk_size"
+        diff(
+            "window",
+            field,
+            _window(a),
+            _window(b),
+            f"{name} keeps a window of {_window(a)} tokens in a and {_window(b)} in b",
+        )
+    if a.head_size != b.head_size:
+        diff(
+            "head_size",
+            "head_size",
+            a.head_size,
+            b.head_size,
+            f"{name} has heads of {a.head_size} in a and {b.head_size} in b",
+        )
+    if a.use_mla != b.use_mla:
+        diff("mla", "use_mla", a.use_mla, b.use_mla, f"{name} is MLA in one peer only")
+    elif a.use_mla:
+        if a.num_kv_heads != b.num_kv_heads:
+            diff(
+                "kv_heads",
+                "num_kv_heads",
+                a.num_kv_heads,
+                b.num_kv_heads,
+                f"{name}: an MLA latent is never sharded, so it must match per rank",
+            )
+    elif not _possible_totals(a.num_kv_heads, tp_a) & _possible_totals(b.num_kv_heads, tp_b):
+        diff(
+            "kv_heads",
+            "num_kv_heads",
+            a.num_kv_heads,
+            b.num_kv_heads,
+            f"{name} has {a.num_kv_heads} KV heads per rank x tp {tp_a} in a and "
+            f"{b.num_kv_heads} x tp {tp_b} in b: the totals differ",
+        )
+    if b.page_size % a.page_size:
+        diff(
+            "page_size",
+            "page_size",
+            a.page_size,
+            b.page_size,
+            f"{name}: the receiving page ({b.page_size} tokens) is not a multiple of the "
+            f"sending page ({a.page_size} tokens)",
+        )
+
+
+def check_compatible(
+    a: CacheGroupsConfig, b: CacheGroupsConfig, *, tp_a: int = 1, tp_b: int = 1
+) -> CompatibilityReport:
+    """Whether ``a`` (sending, at tensor-parallel size ``tp_a``) can move pages to ``b``.
+
+    The rules vLLM's prefill/decode transfer enforces at run time: the same layer names (group
+    placement may differ); per layer the same kind, window or chunk size, head size and cache
+    dtype; the same total KV heads (per-rank heads x tp; an MLA latent, or heads replicated
+    because tp exceeds them, must match per rank); tensor-parallel sizes that divide one
+    another; a receiving page size (tokens) that is a multiple of the sender's.  Only that last
+    rule depends on which side sends.  ``num_pages`` differences are reported as information.
+    """
+    for name, config in (("a", a), ("b", b)):
+        if not isinstance(config, CacheGroupsConfig):
+            raise InvalidArgumentError(
+                f"{name} must be a CacheGroupsConfig, got {type(config).__name__}"
+            )
+    tp_a = positive_int_arg("tp_a", tp_a)
+    tp_b = positive_int_arg("tp_b", tp_b)
+    differences: list[Difference] = []
+    info: list[Difference] = []
+    if a.num_pages != b.num_pages:
+        info.append(
+            Difference(
+                rule="num_pages",
+                path="$.num_pages",
+                a=a.num_pages,
+                b=b.num_pages,
+                reason="the peers hold different page counts; each allocates its own",
+            )
+        )
+    if tp_a % tp_b and tp_b % tp_a:
+        differences.append(
+            Difference(
+                rule="tensor_parallel",
+                path="$",
+                a=tp_a,
+                b=tp_b,
+                reason=f"tensor-parallel sizes {tp_a} and {tp_b} do not divide one another",
+            )
+        )
+    layers_a, layers_b = _placement(a), _placement(b)
+    only_a = [n for n in layers_a if n not in layers_b]
+    only_b = [n for n in layers_b if n not in layers_a]
+    for side, names, placement in (("a", only_a, layers_a), ("b", only_b, layers_b)):
+        for name in names:
+            reason = (
+                f"{side} names no layers (layer_names is null: every layer)"
+                if name == "*"
+                else f"{name} is in {side} only"
+            )
+            differences.append(
+                Difference(
+                    rule="layer_names",
+                    layer=None if name == "*" else name,
+                    path=placement[name][0],
+                    a=name if side == "a" else None,
+                    b=name if side == "b" else None,
+                    reason=reason,
+                )
+            )
+    for name, (path, spec_a) in layers_a.items():
+        if name in layers_b:
+            _compare_layer(name, path, spec_a, layers_b[name][1], tp_a, tp_b, differences)
+    return CompatibilityReport(
+        compatible=not differences, differences=differences, info=info, tp_a=tp_a, tp_b=tp_b
+    )
