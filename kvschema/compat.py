@@ -106,8 +106,15 @@ def _compare_layer(
     if a.kind != b.kind:
         diff("kind", "kind", a.kind, b.kind, f"{name} is {a.kind} in a and {b.kind} in b")
         return
-    if a.dtype != b.dtype:
-        diff("dtype", "dtype", a.dtype, b.dtype, f"{name} caches {a.dtype} in a and {b.dtype} in b")
+    dtypes_a, dtypes_b = (
+        getattr(a, "dtypes", None) or a.dtype,
+        getattr(b, "dtypes", None) or b.dtype,
+    )
+    if dtypes_a != dtypes_b:
+        field = "dtypes" if getattr(a, "dtypes", None) else "dtype"
+        diff(
+            "dtype", field, dtypes_a, dtypes_b, f"{name} caches {dtypes_a} in a and {dtypes_b} in b"
+        )
     if isinstance(a, MambaSpec):
         if tp_a != tp_b:
             diff(

@@ -20,7 +20,14 @@ from pydantic_core import PydanticCustomError
 
 from kvschema.errors import DTypeError
 
-__all__ = ["DTYPE_ALIASES", "DTYPE_SIZES", "DTypeName", "canonical_dtype", "dtype_size"]
+__all__ = [
+    "DTYPE_ALIASES",
+    "DTYPE_JSON_SCHEMA",
+    "DTYPE_SIZES",
+    "DTypeName",
+    "canonical_dtype",
+    "dtype_size",
+]
 
 #: Canonical dtype name → bytes per element.
 DTYPE_SIZES: dict[str, int] = {
@@ -181,17 +188,17 @@ def _validate_dtype(value: Any) -> str:
         raise PydanticCustomError("dtype", "{reason}", {"reason": err.message}) from None
 
 
+#: The JSON Schema of a dtype field: a canonical name or an alias.
+DTYPE_JSON_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "enum": _ACCEPTED,
+    "description": "Cache element dtype: a canonical name or an alias "
+    "(normalized to the canonical name on output).",
+}
+
 #: A pydantic field type: any dtype form on input, the canonical name in the model and on output.
 DTypeName = Annotated[
     str,
     BeforeValidator(_validate_dtype),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "enum": _ACCEPTED,
-            "description": "Cache element dtype: a canonical name or an alias "
-            "(normalized to the canonical name on output).",
-        },
-        mode="validation",
-    ),
+    WithJsonSchema(DTYPE_JSON_SCHEMA, mode="validation"),
 ]

@@ -119,11 +119,17 @@ def mamba_specs(draw: st.DrawFn) -> MambaSpec:
             st.lists(st.integers(1, 512), min_size=1, max_size=3).map(tuple), min_size=1, max_size=3
         )
     )
-    dtype = draw(dtypes)
-    raw = sum(prod(shape) for shape in shapes) * dtype_size(dtype)
+    if draw(st.booleans()):
+        dtype = draw(dtypes)
+        form: dict[str, Any] = {"dtype": dtype}
+        raw = sum(prod(shape) for shape in shapes) * dtype_size(dtype)
+    else:
+        per_state = draw(st.lists(dtypes, min_size=len(shapes), max_size=len(shapes)))
+        form = {"dtypes": tuple(per_state)}
+        raw = sum(prod(s) * dtype_size(d) for s, d in zip(shapes, per_state, strict=True))
     padded = draw(st.none() | st.integers(raw, raw * 2))
     return MambaSpec(
-        page_size=draw(_page_sizes), shapes=tuple(shapes), dtype=dtype, page_size_padded=padded
+        page_size=draw(_page_sizes), shapes=tuple(shapes), page_size_padded=padded, **form
     )
 
 

@@ -31,6 +31,8 @@ KVSCHEMA_ONLY = {
     "uniform_type_family",
     "uniform_type_layers",
     "duplicate_key",
+    "mamba_dtype_form",
+    "mamba_dtypes_count",
 }
 
 

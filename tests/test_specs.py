@@ -75,11 +75,29 @@ def test_chunked_formulas(spec: ChunkedLocalAttentionSpec, max_len: int, tokens:
 
 @given(mamba_specs(), lengths)
 def test_mamba_formulas(spec: MambaSpec, max_len: int) -> None:
-    raw = sum(prod(shape) for shape in spec.shapes) * dtype_size(spec.dtype)
+    shapes = tuple(tuple(s) for s in spec.shapes)
+    if spec.dtypes is None:
+        raw = sum(prod(shape) for shape in shapes) * dtype_size(spec.dtype)
+        assert spec.type_id == f"mamba_{shapes}_{spec.dtype}"
+    else:
+        raw = sum(prod(shape) * dtype_size(d) for shape, d in zip(shapes, spec.dtypes, strict=True))
+        assert spec.type_id == f"mamba_{shapes}_({', '.join(spec.dtypes)})"
     page = spec.page_size_padded if spec.page_size_padded is not None else raw
     assert spec.page_size_bytes == page >= raw
     assert spec.max_memory_usage_bytes(max_model_len=max_len) == page
-    assert spec.type_id == f"mamba_{tuple(tuple(s) for s in spec.shapes)}_{spec.dtype}"
+
+
+def test_mamba_dtype_forms() -> None:
+    spec = MambaSpec(page_size=1, shapes=[[2, 3], [4]], dtypes=["bf16", "fp32"])
+    assert spec.page_size_bytes == 6 * 2 + 4 * 4
+    assert spec.type_id == "mamba_((2, 3), (4,))_(bfloat16, float32)"
+    assert parse_spec(spec.model_dump_json()) == spec
+    with pytest.raises(ValidationError, match="exactly one of them"):
+        MambaSpec(page_size=1, shapes=[[4]])
+    with pytest.raises(ValidationError, match="exactly one of them"):
+        MambaSpec(page_size=1, shapes=[[4]], dtype="bf16", dtypes=["bf16"])
+    with pytest.raises(ValidationError, match="dtypes has 1 entries for 2 state shapes"):
+        MambaSpec(page_size=1, shapes=[[4], [2]], dtypes=["bf16"])
 
 
 def test_mamba_type_id_reads_as_the_reference_writes_it() -> None:
