@@ -36,8 +36,9 @@ if TYPE_CHECKING:
         groups_from_mask_details,
     )
     from kvschema.merge import merge_specs
-    from kvschema.planner import CachePlan, InsufficientMemoryError, plan_cache, shard_spec
+    from kvschema.planner import CachePlan, InsufficientMemoryError, plan_cache
     from kvschema.schema import json_schemas
+    from kvschema.sharding import shard_spec
     from kvschema.specs import (
         CacheSpec,
         ChunkedLocalAttentionSpec,
@@ -82,7 +83,7 @@ _WHERE: dict[str, str] = {
     "merge_specs": "merge",
     "parse_spec": "specs",
     "plan_cache": "planner",
-    "shard_spec": "planner",
+    "shard_spec": "sharding",
 }
 
 __all__ = [

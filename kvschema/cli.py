@@ -195,12 +195,53 @@ def _read_one(name: str, kind: str, args: argparse.Namespace) -> tuple[int, Any]
     return (EXIT_INVALID, None) if issues else (EXIT_OK, value)
 
 
+def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
+    from kvschema.errors import KVSchemaError
+    from kvschema.hf import layers_from_hf_config
+
+    try:
+        return EXIT_OK, layers_from_hf_config(
+            args.hf_config,
+            page_size=args.page_size,
+            kv_cache_dtype=args.kv_cache_dtype,
+            tensor_parallel_size=args.tp,
+        )
+    except KVSchemaError as err:
+        print(f"kvschema: {err.message} [{err.error_type}]", file=sys.stderr)
+        return EXIT_USAGE, None
+
+
+def _cmd_layers(args: argparse.Namespace) -> int:
+    from kvschema.tables import layers_table
+
+    code, layers = _hf_layers(args)
+    if code != EXIT_OK:
+        return code
+    if args.output == "json":
+        document = {
+            "model_type": layers.model_type,
+            "dtype": layers.dtype,
+            "tensor_parallel_size": args.tp,
+            "kv_bytes_per_token": layers.kv_bytes_per_token(),
+            "state_bytes_per_request": layers.state_bytes_per_request(),
+            "no_cache": list(layers.no_cache),
+            "layers": {name: spec.model_dump(mode="json") for name, spec in layers.items()},
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        print(layers_table(layers, args.tp))
+    return EXIT_OK
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from kvschema.errors import KVSchemaError
     from kvschema.planner import plan_cache
     from kvschema.tables import plan_table
 
-    if args.layers is not None:
+    per_rank = args.hf_config is not None
+    if per_rank:
+        code, layers = _hf_layers(args)
+    elif args.layers is not None:
         code, layers = _read_one(args.layers, "layers", args)
     else:
         code, groups = _read_one(args.groups, "groups" if args.groups_list else "config", args)
@@ -217,6 +258,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             tensor_parallel_size=args.tp,
             pipeline_parallel_size=args.pp,
             async_scheduling=args.async_scheduling,
+            specs_per_rank=per_rank,
         )
     except KVSchemaError as err:
         print(f"kvschema plan: {err.message} [{err.error_type}]", file=sys.stderr)
@@ -274,6 +316,22 @@ def _sizes(text: str) -> list[int]:
         return parse_sizes(text)
     except KVSchemaError as err:
         raise argparse.ArgumentTypeError(err.message) from None
+
+
+def _hf_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--page-size",
+        type=_positive,
+        default=16,
+        metavar="N",
+        help="tokens per page (with --hf-config)",
+    )
+    parser.add_argument(
+        "--kv-cache-dtype",
+        default="auto",
+        metavar="DTYPE",
+        help="cache dtype (with --hf-config; default auto: the checkpoint's dtype)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     source = plan.add_mutually_exclusive_group(required=True)
     source.add_argument("--layers", metavar="FILE", help="a layer map: layer name -> spec")
     source.add_argument(
+        "--hf-config", metavar="PATH", help="a Hugging Face config.json (or its folder)"
+    )
+    source.add_argument(
         "--groups", metavar="FILE", help="a CacheGroupsConfig (its num_pages is ignored)"
     )
     plan.add_argument(
@@ -367,11 +428,26 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--pp", type=_positive, default=1, metavar="N", help="pipeline-parallel size")
     plan.add_argument("--async-scheduling", action="store_true", help="two steps in flight (pp=1)")
     plan.add_argument("--strategy", choices=["hybrid", "per_layer"], default="hybrid")
+    _hf_options(plan)
     plan.add_argument(
         "--format", choices=["yaml", "json", "toml"], help="input format (default: by extension)"
     )
     plan.add_argument("-o", "--output", choices=["text", "json"], default="text")
     plan.set_defaults(handler=_cmd_plan)
+
+    layers = commands.add_parser(
+        "layers",
+        help="list the per-layer specs of a Hugging Face config.json",
+        description="Read a model's config.json (no transformers, no network) and print every "
+        "layer's per-rank spec and the KV bytes per token. Exit 2 when it cannot be read.",
+    )
+    layers.add_argument(
+        "--hf-config", required=True, metavar="PATH", help="config.json or its folder"
+    )
+    layers.add_argument("--tp", type=_positive, default=1, metavar="N", help="tensor-parallel size")
+    layers.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    _hf_options(layers)
+    layers.set_defaults(handler=_cmd_layers)
 
     diff = commands.add_parser(
         "diff",

@@ -17,6 +17,7 @@ __all__ = [
     "DTypeError",
     "InvalidArgumentError",
     "KVSchemaError",
+    "KVSchemaWarning",
     "MaskDetailsError",
     "SpecMergeError",
     "positive_int_arg",
@@ -43,6 +44,10 @@ class KVSchemaError(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.message, self.fields))
+
+
+class KVSchemaWarning(UserWarning):
+    """Something kvschema assumed because the input did not say (a dtype, a family)."""
 
 
 class InvalidArgumentError(KVSchemaError):

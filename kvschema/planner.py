@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kvschema.errors import InvalidArgumentError, KVSchemaError, SpecMergeError, positive_int_arg
 from kvschema.groups import CacheGroupsConfig, CacheGroupSpec
 from kvschema.merge import merge_specs
+from kvschema.sharding import shard_spec
 from kvschema.specs import (
     CacheSpec,
     ChunkedLocalAttentionSpec,
@@ -155,42 +156,6 @@ class CachePlan(_Frozen):
     def num_pages(self) -> int:
         """The planned page count (the null page included, as engines count it)."""
         return self.config.num_pages
-
-
-def shard_spec(spec: CacheSpec, tensor_parallel_size: int) -> CacheSpec:
-    """The spec one tensor-parallel rank allocates.
-
-    KV heads are divided by ``tp`` when it divides them, and replicated to one per rank when
-    there are fewer heads than ranks and ``tp`` is a multiple of them; anything else is an
-    error.  MLA latents are never sharded; Mamba specs are already per rank.
-
-    >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
-    >>> shard_spec(spec, 4).num_kv_heads, shard_spec(spec, 16).num_kv_heads
-    (2, 1)
-    """
-    tp = positive_int_arg("tensor_parallel_size", tensor_parallel_size)
-    if tp == 1 or isinstance(spec, MambaSpec):
-        return spec
-    if isinstance(spec, UniformTypeSpec):
-        members = {name: shard_spec(member, tp) for name, member in spec.kv_cache_specs.items()}
-        return spec.model_copy(update={"kv_cache_specs": members})
-    if not isinstance(spec, _ATTENTION):
-        raise InvalidArgumentError(f"cannot shard a {type(spec).__name__}")
-    if spec.use_mla:
-        return spec
-    heads = spec.num_kv_heads
-    if heads % tp == 0:
-        per_rank = heads // tp
-    elif heads < tp and tp % heads == 0:
-        per_rank = 1
-    else:
-        raise InvalidArgumentError(
-            f"{heads} KV heads cannot be split over tensor_parallel_size={tp}: tp must divide "
-            "the heads, or be a multiple of them (heads are then replicated)",
-            num_kv_heads=heads,
-            tensor_parallel_size=tp,
-        )
-    return spec.model_copy(update={"num_kv_heads": per_rank, "page_size_padded": None})
 
 
 def stage_sizes(num_layers: int, pipeline_parallel_size: int) -> list[int]:
@@ -384,6 +349,7 @@ def plan_cache(
     tensor_parallel_size: int = 1,
     pipeline_parallel_size: int = 1,
     async_scheduling: bool = False,
+    specs_per_rank: bool = False,
 ) -> CachePlan:
     """Plan the cache of a model for a per-rank memory budget; see ``docs/planner.md``.
 
@@ -391,6 +357,8 @@ def plan_cache(
     specs are sharded for ``tensor_parallel_size`` first.  ``available_bytes`` is per rank: one
     figure for every stage, or one per pipeline stage.  Raises
     :class:`InsufficientMemoryError` when one request of ``max_model_len`` does not fit.
+    With ``specs_per_rank=True`` the specs already describe one rank (as
+    ``layers_from_hf_config(tensor_parallel_size=...)`` returns them) and are not sharded again.
     """
     max_len = positive_int_arg("max_model_len", max_model_len)
     batched = positive_int_arg("max_num_batched_tokens", max_num_batched_tokens)
@@ -403,7 +371,8 @@ def plan_cache(
     budgets = _budgets(available_bytes, pp)
     tokens = batched * pp * (2 if async_scheduling and pp == 1 else 1)
 
-    sharded = {name: shard_spec(spec, tp) for name, spec in _layer_map(layers).items()}
+    layer_map = _layer_map(layers)
+    sharded = layer_map if specs_per_rank else {n: shard_spec(s, tp) for n, s in layer_map.items()}
     grouped = _hybrid_groups(sharded) if strategy == "hybrid" else _per_layer_groups(sharded)
     pages = [_pages_per_request(spec, max_len, tokens) for spec, _ in grouped]
     total_pages = sum(pages)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kvschema.hf import HFLayers
 from kvschema.planner import CachePlan
+from kvschema.specs import MambaSpec
 from kvschema.units import human_bytes
 
-__all__ = ["plan_table", "render_table"]
+__all__ = ["layers_table", "plan_table", "render_table"]
 
 
 def render_table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
@@ -89,4 +91,53 @@ def plan_table(plan: CachePlan) -> str:
             f"{human_bytes(plan.padding_bytes)} of each request"
         )
     lines.append(tokens)
+    return "\n".join(lines)
+
+
+def _describe(spec: object) -> str:
+    if isinstance(spec, MambaSpec):
+        shapes = " + ".join("x".join(map(str, shape)) for shape in spec.shapes)
+        dtypes = ", ".join(spec.dtypes) if spec.dtypes else spec.dtype
+        return f"state {shapes} ({dtypes})"
+    heads = "1 latent" if getattr(spec, "use_mla", False) else f"{spec.num_kv_heads} KV heads"  # type: ignore[attr-defined]
+    text = f"{heads} x {spec.head_size} {spec.dtype}"  # type: ignore[attr-defined]
+    window = getattr(spec, "sliding_window", None)
+    chunk = getattr(spec, "attention_chunk_size", None)
+    if window:
+        text += f", window {window}"
+    if chunk:
+        text += f", chunk {chunk}"
+    return text
+
+
+def layers_table(layers: HFLayers, tensor_parallel_size: int = 1) -> str:
+    """A model's layers as people read them: one row per layer, then the per-token totals."""
+    rows = [["layer", "kind", "spec (one rank)", "page", "bytes/token"]]
+    no_cache = set(layers.no_cache)
+    count = len(layers) + len(no_cache)
+    for index in range(count):
+        name = f"layer.{index}"
+        if name in no_cache:
+            rows.append([name, "none", "no cache (MLP / MoE block)", "", ""])
+            continue
+        spec = layers[name]
+        per_token = (
+            "" if isinstance(spec, MambaSpec) else str(spec.page_size_bytes // spec.page_size)
+        )
+        rows.append(
+            [name, spec.kind, _describe(spec), human_bytes(spec.page_size_bytes), per_token]
+        )
+    lines = [
+        f"{layers.model_type}: {count} layers, cache dtype {layers.dtype}, "
+        f"tp={tensor_parallel_size}",
+        "",
+        render_table(rows, right=(3, 4)),
+        "",
+        f"KV bytes per token   {layers.kv_bytes_per_token()} ({human_bytes(layers.kv_bytes_per_token())})",
+    ]
+    if layers.state_bytes_per_request():
+        state = layers.state_bytes_per_request()
+        lines.append(f"state per request    {state} ({human_bytes(state)})")
+    if no_cache:
+        lines.append(f"without a cache      {len(no_cache)} layer(s)")
     return "\n".join(lines)

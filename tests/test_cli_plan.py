@@ -215,3 +215,52 @@ def test_diff_usage_and_invalid_files_exit_2(capsys: pytest.CaptureFixture[str])
     bad = str(ROOT / "examples" / "invalid" / "zero-page-size.yaml")
     assert run(capsys, "diff", bad, bad)[0] == 2
     assert run(capsys, "diff", str(EXCHANGE / "prefill-tp2.yaml"))[0] == 2
+
+
+HF = ROOT / "tests" / "fixtures" / "hf"
+
+
+def test_layers_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "layers", "--hf-config", str(HF / "nemotron-h-8b.json"))
+    assert code == 0
+    assert out.splitlines()[0] == "nemotron_h: 52 layers, cache dtype bfloat16, tp=1"
+    assert "layer.1   none            no cache (MLP / MoE block)" in out
+    assert "KV bytes per token   16384 (16.00 KiB)" in out
+    assert "without a cache      24 layer(s)" in out
+    code, out, _ = run(
+        capsys, "layers", "--hf-config", str(HF / "llama3-8b.json"), "--tp", "2", "-o", "json"
+    )
+    document = json.loads(out)
+    assert document["kv_bytes_per_token"] == 32 * 2 * 4 * 128 * 2
+    assert document["layers"]["layer.0"]["num_kv_heads"] == 4
+
+
+def test_layers_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "layers", "--hf-config", str(HF / "llama3-8b.json"), "--tp", "3")
+    assert code == 2
+    assert "cannot be split over tensor_parallel_size=3" in err
+    assert err.rstrip().endswith("[hf_config]")
+    assert run(capsys, "layers", "--hf-config", "/no/such/folder")[0] == 2
+
+
+def test_plan_from_hf_config(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "plan",
+        "--hf-config",
+        str(HF / "gemma3-27b.json"),
+        "--memory",
+        "20GiB",
+        "--max-model-len",
+        "32768",
+        "--tp",
+        "2",
+        "-o",
+        "json",
+    )
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["inputs"]["tensor_parallel_size"] == 2
+    assert (
+        plan["config"]["kv_cache_groups"][-1]["kv_cache_spec"]["num_kv_heads"] == 8
+    )  # 16 heads / 2
