@@ -1,0 +1,52 @@
+"""docs/models.md shows the fixtures' numbers as kvschema computes them."""
+
+from pathlib import Path
+
+from kvschema.hf import layers_from_hf_config
+from kvschema.hf_families import FAMILY_DEFAULTS
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "hf"
+BEGIN, END = "<!-- fixtures table: begin -->", "<!-- fixtures table: end -->"
+DEFAULTS_BEGIN, DEFAULTS_END = "<!-- defaults table: begin -->", "<!-- defaults table: end -->"
+
+
+def fixtures_table() -> str:
+    rows = [
+        "| fixture | model_type | layers | full | sliding | chunked | state | no cache | dtype | KV bytes / token | state bytes / request |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(FIXTURES.glob("*.json")):
+        layers = layers_from_hf_config(path)
+        kinds = [spec.kind for spec in layers.values()]
+        rows.append(
+            f"| `{path.stem}` | {layers.model_type} | {len(layers) + len(layers.no_cache)} | "
+            f"{kinds.count('full_attention')} | {kinds.count('sliding_window')} | "
+            f"{kinds.count('local_attention')} | {kinds.count('mamba')} | {len(layers.no_cache)} | "
+            f"{layers.dtype} | {layers.kv_bytes_per_token():,} | {layers.state_bytes_per_request():,} |"
+        )
+    return "\n".join(rows)
+
+
+def defaults_table() -> str:
+    rows = ["| model_type | defaults kvschema relies on |", "|---|---|"]
+    for family, defaults in sorted(FAMILY_DEFAULTS.items()):
+        listed = ", ".join(f"`{k}` {v}" for k, v in defaults.items())
+        rows.append(f"| `{family}` | {listed} |")
+    return "\n".join(rows)
+
+
+def section(text: str, begin: str, end: str) -> str:
+    return text.split(begin, 1)[1].split(end, 1)[0].strip()
+
+
+def test_fixtures_table_is_current() -> None:
+    text = (ROOT / "docs" / "models.md").read_text()
+    assert section(text, BEGIN, END) == fixtures_table(), (
+        "regenerate docs/models.md's fixtures table"
+    )
+
+
+def test_defaults_table_is_current() -> None:
+    text = (ROOT / "docs" / "models.md").read_text()
+    assert section(text, DEFAULTS_BEGIN, DEFAULTS_END) == defaults_table()
