@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import TYPE_CHECKING, Annotated, Any
 
 from annotated_types import Ge
@@ -19,6 +20,7 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -78,8 +80,19 @@ class CacheGroupSpec(BaseModel):
 
     @field_validator("layer_names")
     @classmethod
-    def _unique_names(cls, names: list[str] | None) -> list[str] | None:
-        if names is None or len(set(names)) == len(names):
+    def _unique_names(cls, names: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if names is None:
+            return names
+        unique = set(names)
+        spec = info.data.get("kv_cache_spec")
+        if isinstance(spec, UniformTypeSpec) and set(spec.kv_cache_specs) != unique:
+            members = list(spec.kv_cache_specs)  # a JSON object's key order means nothing
+            raise PydanticCustomError(
+                "uniform_type_layers",
+                "a uniform-type group's layer_names must be its members ({members}), got {names}",
+                {"members": _short(members), "names": _short(names)},
+            )
+        if len(unique) == len(names):
             return names
         seen: dict[str, int] = {}
         errors: list[InitErrorDetails] = []
@@ -97,20 +110,6 @@ class CacheGroupSpec(BaseModel):
             else:
                 seen[name] = position
         raise ValidationError.from_exception_data(cls.__name__, errors)
-
-    @model_validator(mode="after")
-    def _uniform_members_are_the_layers(self) -> CacheGroupSpec:
-        spec = self.kv_cache_spec
-        if isinstance(spec, UniformTypeSpec) and self.layer_names is not None:
-            members = list(spec.kv_cache_specs)
-            if set(members) != set(self.layer_names):  # a JSON object's key order means nothing
-                raise PydanticCustomError(
-                    "uniform_type_layers",
-                    "a uniform-type group's layer_names must be its members ({members}), "
-                    "got {names}",
-                    {"members": _short(members), "names": _short(self.layer_names)},
-                )
-        return self
 
 
 class CacheGroupsConfig(BaseModel):
@@ -152,6 +151,13 @@ class CacheGroupsConfig(BaseModel):
     @model_validator(mode="after")
     def _layers_once(self) -> CacheGroupsConfig:
         groups = self.kv_cache_groups
+        if len(groups) == 1:
+            return self
+        names = [group.layer_names for group in groups]
+        if None not in names:  # the usual case, checked at C speed; the loop below explains
+            listed = sum(map(len, names))  # type: ignore[arg-type]
+            if len(set(chain.from_iterable(names))) == listed:  # type: ignore[arg-type]
+                return self
         errors: list[InitErrorDetails] = []
         if len(groups) > 1:
             for index, group in enumerate(groups):

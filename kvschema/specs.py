@@ -157,7 +157,7 @@ class _SpecBase(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _check_derived(cls, data: Any, handler: Any) -> Any:
-        if not isinstance(data, dict) or not any(key in data for key in _DERIVED):
+        if not isinstance(data, dict) or ("type_id" not in data and "page_size_bytes" not in data):
             return handler(data)
         given = {key: data[key] for key in _DERIVED if key in data}
         spec = handler({key: value for key, value in data.items() if key not in _DERIVED})
