@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import median, table, time_process
+from common import median, precompile, table, time_process
 from deploy_files import write_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +40,7 @@ def _ruamel_c() -> bool:
 
 def main(runs: int = 5) -> list[list[str]]:
     """Time both tools; return table rows (name, median seconds, ratio)."""
+    precompile()
     kvschema = shutil.which("kvschema") or sys.exit("kvschema is not on PATH")
     baseline = shutil.which("check-jsonschema")
     print(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
@@ -20,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from kvschema.errors import KVSchemaError
 from kvschema.groups import CacheGroupsConfig, CacheGroupSpec
 from kvschema.loaders import Document
-from kvschema.specs import SPEC_ADAPTER, CacheSpec, LayerName
+from kvschema.specs import CacheSpec, LayerName, spec_adapter
 
 __all__ = [
     "DOCUMENT_KINDS",
@@ -50,13 +51,24 @@ NAMED_KINDS: dict[str, str] = {
 _SPEC_KINDS = frozenset(
     {"full_attention", "sliding_window", "local_attention", "mamba", "uniform_type"}
 )
-_VALIDATORS: dict[str, Any] = {
-    "spec": SPEC_ADAPTER.validate_python,
-    "group": CacheGroupSpec.model_validate,
-    "config": CacheGroupsConfig.model_validate,
-    "layers": TypeAdapter(dict[LayerName, CacheSpec]).validate_python,
-    "groups": TypeAdapter(list[CacheGroupSpec]).validate_python,
+_TYPES: dict[str, Any] = {
+    "layers": dict[LayerName, CacheSpec],
+    "groups": list[CacheGroupSpec],
 }
+
+
+@cache
+def _validator(kind: str) -> Any:
+    """The validate function of a document kind, built on first use."""
+    if kind == "spec":
+        return spec_adapter().validate_python
+    if kind == "group":
+        return CacheGroupSpec.model_validate
+    if kind == "config":
+        return CacheGroupsConfig.model_validate
+    return TypeAdapter(_TYPES[kind]).validate_python
+
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -224,7 +236,7 @@ def read_document(
             ],
         )
     try:
-        value = _VALIDATORS[found](data)
+        value = _validator(found)(data)
     except ValidationError as err:
         for error in err.errors():
             path = (*base, *_data_path(data, tuple(error["loc"])))

@@ -145,6 +145,11 @@ def _object_name(value: Any) -> str | None:
     return str(name)
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def canonical_dtype(dtype: Any) -> str:
     """The canonical name of ``dtype``: a name, an alias, or a numpy / jax / torch dtype object.
 
@@ -159,17 +164,17 @@ def canonical_dtype(dtype: Any) -> str:
     kvschema.errors.DTypeError: dtype 'int4' has 4 bits per element, less than a byte; kvschema sizes caches in whole bytes per element (store packed values as uint8)
     """
     if isinstance(dtype, str):
-        return _from_name(dtype, repr(dtype))
+        return _from_name(dtype, _shown(dtype))
     if (
         any(dtype is t for t in _PY_TYPES)
         or dtype is None
         or isinstance(dtype, (int, float, bytes))
     ):
-        raise _unknown(repr(dtype), " (name a dtype such as 'bfloat16')")
+        raise _unknown(_shown(dtype), " (name a dtype such as 'bfloat16')")
     name = _object_name(dtype)
     if name is None:
-        raise _unknown(f"{dtype!r} of type {type(dtype).__qualname__}")
-    return _from_name(name, f"{name!r} (from {dtype!r})")
+        raise _unknown(f"{_shown(dtype)} of type {type(dtype).__qualname__}")
+    return _from_name(name, f"{_shown(name)} (from {_shown(dtype)})")
 
 
 def dtype_size(dtype: Any) -> int:

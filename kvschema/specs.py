@@ -15,6 +15,7 @@ input when a document carries them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cache
 from math import prod
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
 
@@ -40,7 +41,6 @@ from kvschema.errors import InvalidArgumentError, SpecMergeError, positive_int_a
 
 __all__ = [
     "MAX_INT",
-    "SPEC_ADAPTER",
     "CacheSpec",
     "ChunkedLocalAttentionSpec",
     "FullAttentionSpec",
@@ -51,6 +51,7 @@ __all__ = [
     "SlidingWindowSpec",
     "UniformTypeSpec",
     "parse_spec",
+    "spec_adapter",
 ]
 
 #: The largest integer a field takes: 2**53 - 1, the largest every JSON reader keeps exact.
@@ -575,8 +576,13 @@ CacheSpec: TypeAlias = Annotated[
     Field(discriminator="kind"),
 ]
 
-#: The validator of the ``CacheSpec`` union, built once and shared.
-SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(CacheSpec, config=ConfigDict(title="CacheSpec"))
+
+@cache
+def spec_adapter() -> TypeAdapter[Any]:
+    """The validator of the ``CacheSpec`` union, built on first use and shared."""
+    return TypeAdapter(CacheSpec, config=ConfigDict(title="CacheSpec"))
+
+
 SPEC_TYPES = (
     FullAttentionSpec,
     SlidingWindowSpec,
@@ -596,5 +602,5 @@ def parse_spec(data: Any) -> CacheSpec:
     if isinstance(data, SPEC_TYPES):
         return data
     if isinstance(data, (str, bytes, bytearray)):
-        return SPEC_ADAPTER.validate_json(data)  # type: ignore[no-any-return]
-    return SPEC_ADAPTER.validate_python(data)  # type: ignore[no-any-return]
+        return spec_adapter().validate_json(data)  # type: ignore[no-any-return]
+    return spec_adapter().validate_python(data)  # type: ignore[no-any-return]

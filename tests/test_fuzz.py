@@ -1,6 +1,7 @@
 """Random input never escapes as anything but a ValueError subclass."""
 
 import contextlib
+import warnings
 from typing import Any
 
 from hypothesis import given
@@ -107,3 +108,63 @@ def test_mutated_valid_documents(config: CacheGroupsConfig, data: st.DataObject)
     key = data.draw(st.sampled_from(sorted(spec)))
     spec[key] = data.draw(json_values | plausible)
     only_value_errors(CacheGroupsConfig.model_validate, document)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "model_type",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "num_key_value_heads",
+                "head_dim",
+                "hidden_size",
+                "sliding_window",
+                "layer_types",
+                "torch_dtype",
+                "text_config",
+                "kv_lora_rank",
+                "hybrid_override_pattern",
+                "attn_layer_period",
+                "mamba_expand",
+            ]
+        ),
+        json_values
+        | plausible
+        | st.sampled_from(["llama", "gemma3", "nemotron_h", "jamba", "bf16"]),
+        max_size=10,
+    )
+    | json_values
+)
+def test_hf_import(config: Any) -> None:
+    from kvschema.hf import layers_from_hf_config
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        only_value_errors(layers_from_hf_config, config)
+
+
+@given(
+    st.binary(max_size=300) | st.text(max_size=300).map(str.encode),
+    st.sampled_from([None, "yaml", "json", "toml"]),
+)
+def test_cli_loader(raw: bytes, fmt: Any) -> None:
+    from kvschema.loaders import load_bytes
+
+    only_value_errors(lambda data: load_bytes(data, fmt), raw)
+
+
+@given(
+    st.dictionaries(st.text(max_size=8), plausible, max_size=6) | json_values,
+    st.integers(-2, 1 << 40),
+)
+def test_planner(layers: Any, budget: int) -> None:
+    from kvschema import plan_cache
+
+    only_value_errors(
+        lambda ls: plan_cache(
+            ls, available_bytes=budget, max_model_len=4096, max_num_batched_tokens=256
+        ),
+        layers,
+    )
