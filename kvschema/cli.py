@@ -263,6 +263,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     except KVSchemaError as err:
         print(f"kvschema plan: {err.message} [{err.error_type}]", file=sys.stderr)
         return EXIT_INVALID
+    if args.chart is not None:
+        from kvschema.chart import plan_chart
+
+        source = args.hf_config or args.layers or args.groups
+        try:
+            Path(args.chart).write_text(plan_chart(plan, title=Path(source).stem), encoding="utf-8")
+        except OSError as err:
+            print(
+                f"kvschema plan: cannot write {args.chart}: {err.strerror or err}", file=sys.stderr
+            )
+            return EXIT_USAGE
     if args.output == "json":
         print(plan.model_dump_json(indent=2))
     else:
@@ -433,6 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=["yaml", "json", "toml"], help="input format (default: by extension)"
     )
     plan.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    plan.add_argument(
+        "--chart",
+        metavar="FILE.svg",
+        help="also draw the plan: memory and pages per request, capacity curve",
+    )
     plan.set_defaults(handler=_cmd_plan)
 
     layers = commands.add_parser(

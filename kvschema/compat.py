@@ -56,7 +56,16 @@ class Difference(BaseModel):
 
 
 class CompatibilityReport(BaseModel):
-    """The verdict: ``compatible``, every difference that forbids a transfer, and information."""
+    """The verdict: ``compatible``, every difference that forbids a transfer, and information.
+
+    >>> from kvschema import CacheGroupsConfig, CacheGroupSpec, MambaSpec
+    >>> state = MambaSpec(page_size=1, shapes=[[4]], dtype="fp32")
+    >>> a = CacheGroupsConfig(num_pages=5, kv_cache_groups=[
+    ...     CacheGroupSpec(kv_cache_spec=state, layer_names=["m"])])
+    >>> report = check_compatible(a, a.model_copy(update={"num_pages": 9}))
+    >>> report.compatible, [d.rule for d in report.info]
+    (True, ['num_pages'])
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -192,6 +201,17 @@ def check_compatible(
     because tp exceeds them, must match per rank); tensor-parallel sizes that divide one
     another; a receiving page size (tokens) that is a multiple of the sender's.  Only that last
     rule depends on which side sends.  ``num_pages`` differences are reported as information.
+
+    >>> from kvschema import CacheGroupSpec, FullAttentionSpec
+    >>> def peer(heads, tokens):
+    ...     spec = FullAttentionSpec(page_size=tokens, num_kv_heads=heads, head_size=128,
+    ...                              dtype="bf16")
+    ...     return CacheGroupsConfig(num_pages=64, kv_cache_groups=[
+    ...         CacheGroupSpec(kv_cache_spec=spec, layer_names=["layer.0"])])
+    >>> check_compatible(peer(8, 16), peer(2, 32), tp_a=1, tp_b=4).compatible
+    True
+    >>> [d.rule for d in check_compatible(peer(2, 32), peer(8, 16), tp_a=4).differences]
+    ['page_size']
     """
     for name, config in (("a", a), ("b", b)):
         if not isinstance(config, CacheGroupsConfig):

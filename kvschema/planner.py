@@ -68,6 +68,15 @@ class InsufficientMemoryError(KVSchemaError):
     ``needed_bytes`` is what one request needs (the null page not included),
     ``available_bytes`` the budget as passed, ``max_model_len_estimate`` the longest request
     that fits (0 when not even one token does).
+
+    >>> from kvschema import FullAttentionSpec
+    >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+    >>> try:
+    ...     plan_cache({"layer.0": spec}, available_bytes=2**20, max_model_len=8192,
+    ...                max_num_batched_tokens=2048)
+    ... except InsufficientMemoryError as err:
+    ...     err.needed_bytes, err.max_model_len_estimate
+    (33554432, 240)
     """
 
     error_type = "insufficient_memory"
@@ -134,7 +143,17 @@ class StagePlan(_Frozen):
 
 
 class CachePlan(_Frozen):
-    """A planned cache: its groups and page count, what they cost, and what they hold."""
+    """A planned cache: its groups and page count, what they cost, and what they hold.
+
+    >>> from kvschema import FullAttentionSpec
+    >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+    >>> plan = plan_cache({"layer.0": spec, "layer.1": spec}, available_bytes=2**30,
+    ...                   max_model_len=8192, max_num_batched_tokens=2048)
+    >>> plan.num_pages, plan.pages_per_request, plan.max_concurrency
+    (8192, [512], 16.0)
+    >>> plan.concurrency_at(16384)
+    8.0
+    """
 
     config: CacheGroupsConfig
     strategy: Strategy
@@ -156,6 +175,19 @@ class CachePlan(_Frozen):
     def num_pages(self) -> int:
         """The planned page count (the null page included, as engines count it)."""
         return self.config.num_pages
+
+    def pages_at(self, max_model_len: int) -> int:
+        """Page indices one request of ``max_model_len`` tokens takes, groups and pages fixed."""
+        length = positive_int_arg("max_model_len", max_model_len)
+        tokens = self.inputs.tokens_in_flight
+        return sum(
+            _pages_per_request(group.kv_cache_spec, length, tokens)
+            for group in self.config.kv_cache_groups
+        )
+
+    def concurrency_at(self, max_model_len: int) -> float:
+        """Requests of ``max_model_len`` tokens the planned pages hold at once (the capacity curve)."""
+        return self.num_pages / self.pages_at(max_model_len)
 
 
 def stage_sizes(num_layers: int, pipeline_parallel_size: int) -> list[int]:
@@ -352,6 +384,15 @@ def plan_cache(
     specs_per_rank: bool = False,
 ) -> CachePlan:
     """Plan the cache of a model for a per-rank memory budget; see ``docs/planner.md``.
+
+    >>> from kvschema import MambaSpec, SlidingWindowSpec
+    >>> local = SlidingWindowSpec(page_size=16, num_kv_heads=4, head_size=64, dtype="bf16",
+    ...                           sliding_window=512)
+    >>> state = MambaSpec(page_size=16, shapes=[[256, 4]], dtype="fp32")  # 4 KiB, one page
+    >>> plan = plan_cache({"a": local, "b": state}, available_bytes=2**26,
+    ...                   max_model_len=4096, max_num_batched_tokens=256)
+    >>> [g.kv_cache_spec.kind for g in plan.config.kv_cache_groups], plan.pages_per_request
+    (['sliding_window', 'mamba'], [49, 1])
 
     ``layers`` maps layer name → spec for the whole model in order (or is a list of groups);
     specs are sharded for ``tensor_parallel_size`` first.  ``available_bytes`` is per rank: one

@@ -47,3 +47,17 @@ def test_python_dash_m_and_console_script() -> None:
     )
     assert "validate" in out.stdout
     assert "schema" in out.stdout
+
+
+def test_every_public_callable_has_a_runnable_example() -> None:
+    """Doctests run the examples; this checks that every public class and function has one."""
+    import inspect
+
+    missing = []
+    for name in kvschema.__all__:
+        obj = getattr(kvschema, name)
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            continue  # constants, the version, the CacheSpec alias
+        if ">>>" not in (inspect.getdoc(obj) or ""):
+            missing.append(name)
+    assert not missing
