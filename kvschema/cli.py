@@ -1,35 +1,21 @@
-"""The ``kvschema`` command line: the only place that prints or exits.
+"""The ``kvschema`` command line: argument parsing; the commands live in ``kvschema.commands``.
 
-Exit codes: 0 success, 1 a document is wrong (or schemas drifted), 2 usage or I/O error.
+Exit codes: 0 success, 1 a document is wrong (or schemas drifted, a plan does not fit, layouts
+are incompatible), 2 usage or I/O error.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import IO, Any
 
+from kvschema import commands as run_command
 from kvschema._version import __version__
+from kvschema.commands import EXIT_USAGE
 
 __all__ = ["build_parser", "main", "run"]
-
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-
-
-class _Style:
-    """ANSI colour on a terminal, never with NO_COLOR or TERM=dumb."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.on = (
-            stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
-        )
-
-    def __call__(self, text: str, code: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if self.on else text
 
 
 def _positive(text: str) -> int:
@@ -40,283 +26,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
-
-
-def _error_line(name: str, error: dict[str, Any], style: _Style) -> str:
-    """``FILE:LINE:COL: [document N:] $.path: message [type]``."""
-    where = name
-    if error.get("line") is not None:
-        where += f":{error['line']}"
-        if error.get("column") is not None:
-            where += f":{error['column']}"
-    parts = [style(where + ":", "1")]
-    if error.get("document") is not None:
-        parts.append(f"document {error['document']}:")
-    if error.get("path") is not None and error["type"] != "load":
-        parts.append(f"{error['path']}:")
-    parts.append(f"{error['message']} {style('[' + error['type'] + ']', '31')}")
-    return " ".join(parts)
-
-
-def _issue_dict(issue: Any, documents: int) -> dict[str, Any]:
-    return {
-        "document": issue.document if documents > 1 else None,
-        "path": issue.path,
-        "message": issue.message,
-        "type": issue.error_type,
-        "line": issue.line,
-        "column": issue.column,
-    }
-
-
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from kvschema.checking import check_document
-    from kvschema.loaders import Limits, LoadError, load_file
-
-    limits = Limits(max_bytes=args.max_bytes, max_depth=args.max_depth, max_values=args.max_values)
-    style = _Style(sys.stdout)
-    report: list[dict[str, Any]] = []
-    worst = EXIT_OK
-    for name in args.files:
-        entry: dict[str, Any] = {"file": name, "ok": True, "documents": 0, "errors": []}
-        report.append(entry)
-        try:
-            documents = load_file(name, args.format, limits)
-        except LoadError as err:
-            entry.update(ok=False, load_error=err.message)
-            entry["errors"].append(
-                {
-                    "document": None,
-                    "path": None,
-                    "message": err.message,
-                    "type": err.error_type,
-                    "line": err.fields.get("line"),
-                    "column": err.fields.get("column"),
-                }
-            )
-            worst = EXIT_USAGE
-            continue
-        entry["documents"] = len(documents)
-        if not documents:
-            entry["ok"] = False
-            entry["errors"].append(
-                {
-                    "document": None,
-                    "path": "$",
-                    "message": "empty file: no document to check",
-                    "type": "empty_document",
-                    "line": None,
-                    "column": None,
-                }
-            )
-        kinds = []
-        for document in documents:
-            kind, issues = check_document(document, args.kind, args.path)
-            kinds.append(kind)
-            for issue in issues:
-                entry["ok"] = False
-                entry["errors"].append(
-                    {
-                        "document": issue.document if len(documents) > 1 else None,
-                        "path": issue.path,
-                        "message": issue.message,
-                        "type": issue.error_type,
-                        "line": issue.line,
-                        "column": issue.column,
-                    }
-                )
-        entry["kinds"] = kinds
-        if not entry["ok"]:
-            worst = max(worst, EXIT_INVALID)
-
-    if args.output == "json":
-        print(json.dumps({"ok": worst == EXIT_OK, "files": report}, indent=2))
-        return worst
-    invalid = 0
-    for entry in report:
-        name = entry["file"]
-        for error in entry["errors"]:
-            print(_error_line(name, error, style))
-        if entry["errors"]:
-            invalid += 1
-        elif args.verbose:
-            taken = ", ".join(k or "?" for k in entry["kinds"])
-            print(f"{name}: ok ({taken})")
-    if not args.quiet:
-        total = len(report)
-        if invalid:
-            print(f"{invalid} of {total} file(s) failed", file=sys.stderr)
-        else:
-            print(f"ok: {total} file(s) valid", file=sys.stderr)
-    return worst
-
-
-def _cmd_schema(args: argparse.Namespace) -> int:
-    from kvschema.schema import check_schemas, write_schemas
-
-    out = Path(args.out)
-    if args.check:
-        stale = check_schemas(out)
-        for path in stale:
-            print(f"{path}: differs from the schema the code generates", file=sys.stderr)
-        if stale:
-            print(f"regenerate with: kvschema schema --out {out}", file=sys.stderr)
-            return EXIT_INVALID
-        return EXIT_OK
-    try:
-        written = write_schemas(out)
-    except OSError as err:
-        print(f"kvschema: cannot write {out}: {err.strerror or err}", file=sys.stderr)
-        return EXIT_USAGE
-    for path in written:
-        print(path)
-    return EXIT_OK
-
-
-def _read_one(name: str, kind: str, args: argparse.Namespace) -> tuple[int, Any]:
-    """Load and validate the one document of ``name`` as ``kind``; print errors on failure."""
-    from kvschema.checking import read_document
-    from kvschema.loaders import LoadError, load_file
-
-    style = _Style(sys.stderr)
-    try:
-        documents = load_file(name, getattr(args, "format", None))
-    except LoadError as err:
-        print(_error_line(name, {"type": "load", "message": err.message}, style), file=sys.stderr)
-        return EXIT_USAGE, None
-    if len(documents) != 1:
-        message = "empty file: no document" if not documents else "expected one document"
-        error = {"type": "document_count", "message": message, "path": "$"}
-        print(_error_line(name, error, style), file=sys.stderr)
-        return EXIT_INVALID, None
-    _, value, issues = read_document(documents[0], kind, getattr(args, "path", None))
-    for issue in issues:
-        print(_error_line(name, _issue_dict(issue, 1), style), file=sys.stderr)
-    return (EXIT_INVALID, None) if issues else (EXIT_OK, value)
-
-
-def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
-    from kvschema.errors import KVSchemaError
-    from kvschema.hf import layers_from_hf_config
-
-    try:
-        return EXIT_OK, layers_from_hf_config(
-            args.hf_config,
-            page_size=args.page_size,
-            kv_cache_dtype=args.kv_cache_dtype,
-            tensor_parallel_size=args.tp,
-        )
-    except KVSchemaError as err:
-        print(f"kvschema: {err.message} [{err.error_type}]", file=sys.stderr)
-        return EXIT_USAGE, None
-
-
-def _cmd_layers(args: argparse.Namespace) -> int:
-    from kvschema.tables import layers_table
-
-    code, layers = _hf_layers(args)
-    if code != EXIT_OK:
-        return code
-    if args.output == "json":
-        document = {
-            "model_type": layers.model_type,
-            "dtype": layers.dtype,
-            "tensor_parallel_size": args.tp,
-            "kv_bytes_per_token": layers.kv_bytes_per_token(),
-            "state_bytes_per_request": layers.state_bytes_per_request(),
-            "no_cache": list(layers.no_cache),
-            "layers": {name: spec.model_dump(mode="json") for name, spec in layers.items()},
-        }
-        print(json.dumps(document, indent=2))
-    else:
-        print(layers_table(layers, args.tp))
-    return EXIT_OK
-
-
-def _cmd_plan(args: argparse.Namespace) -> int:
-    from kvschema.errors import KVSchemaError
-    from kvschema.planner import plan_cache
-    from kvschema.tables import plan_table
-
-    per_rank = args.hf_config is not None
-    if per_rank:
-        code, layers = _hf_layers(args)
-    elif args.layers is not None:
-        code, layers = _read_one(args.layers, "layers", args)
-    else:
-        code, groups = _read_one(args.groups, "groups" if args.groups_list else "config", args)
-        layers = groups if args.groups_list or groups is None else groups.kv_cache_groups
-    if code != EXIT_OK:
-        return code
-    try:
-        plan = plan_cache(
-            layers,
-            available_bytes=args.memory if len(args.memory) > 1 else args.memory[0],
-            max_model_len=args.max_model_len,
-            max_num_batched_tokens=args.max_num_batched_tokens,
-            strategy=args.strategy,
-            tensor_parallel_size=args.tp,
-            pipeline_parallel_size=args.pp,
-            async_scheduling=args.async_scheduling,
-            specs_per_rank=per_rank,
-        )
-    except KVSchemaError as err:
-        print(f"kvschema plan: {err.message} [{err.error_type}]", file=sys.stderr)
-        return EXIT_INVALID
-    if args.chart is not None:
-        from kvschema.chart import plan_chart
-
-        source = args.hf_config or args.layers or args.groups
-        try:
-            Path(args.chart).write_text(plan_chart(plan, title=Path(source).stem), encoding="utf-8")
-        except OSError as err:
-            print(
-                f"kvschema plan: cannot write {args.chart}: {err.strerror or err}", file=sys.stderr
-            )
-            return EXIT_USAGE
-    if args.output == "json":
-        print(plan.model_dump_json(indent=2))
-    else:
-        print(plan_table(plan))
-    return EXIT_OK
-
-
-def _cmd_diff(args: argparse.Namespace) -> int:
-    from kvschema.compat import check_compatible
-    from kvschema.errors import KVSchemaError
-
-    configs = []
-    for name in (args.a, args.b):
-        code, config = _read_one(name, "config", args)
-        if code != EXIT_OK:
-            return EXIT_USAGE
-        configs.append(config)
-    try:
-        report = check_compatible(configs[0], configs[1], tp_a=args.tp_a, tp_b=args.tp_b)
-    except KVSchemaError as err:
-        print(f"kvschema diff: {err.message} [{err.error_type}]", file=sys.stderr)
-        return EXIT_USAGE
-    if args.output == "json":
-        print(report.model_dump_json(indent=2))
-    else:
-        shown: dict[tuple[str, str, str, str], list[Any]] = {}
-        for item in report.differences:  # one line per place and values, naming its layers
-            shown.setdefault((item.path, item.rule, repr(item.a), repr(item.b)), []).append(item)
-        for (path, rule, _, _), items in shown.items():
-            more = ""
-            if len(items) > 1:
-                others = [str(i.layer) for i in items[1:]]
-                listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-                more = f" (also {listed}: {len(items)} layers)"
-            print(f"{path}: {items[0].reason}{more} [{rule}]")
-        for item in report.info:
-            print(f"{item.path}: {item.reason} (a: {item.a}, b: {item.b}) [info]")
-        verdict = "compatible" if report.compatible else "not compatible"
-        print(
-            f"{args.a} -> {args.b}: {verdict} (tp {report.tp_a} -> {report.tp_b}, "
-            f"{len(report.differences)} difference(s))"
-        )
-    return EXIT_OK if report.compatible else EXIT_INVALID
 
 
 def _sizes(text: str) -> list[int]:
@@ -398,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="most values, YAML aliases counted as expanded (default: 1000000)",
     )
-    validate.set_defaults(handler=_cmd_validate)
+    validate.set_defaults(handler=run_command.cmd_validate)
 
     plan = commands.add_parser(
         "plan",
@@ -449,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.svg",
         help="also draw the plan: memory and pages per request, capacity curve",
     )
-    plan.set_defaults(handler=_cmd_plan)
+    plan.set_defaults(handler=run_command.cmd_plan)
 
     layers = commands.add_parser(
         "layers",
@@ -463,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--tp", type=_positive, default=1, metavar="N", help="tensor-parallel size")
     layers.add_argument("-o", "--output", choices=["text", "json"], default="text")
     _hf_options(layers)
-    layers.set_defaults(handler=_cmd_layers)
+    layers.set_defaults(handler=run_command.cmd_layers)
 
     diff = commands.add_parser(
         "diff",
@@ -481,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("--format", choices=["yaml", "json", "toml"], help="input format")
     diff.add_argument("-o", "--output", choices=["text", "json"], default="text")
-    diff.set_defaults(handler=_cmd_diff)
+    diff.set_defaults(handler=run_command.cmd_diff)
 
     schema = commands.add_parser(
         "schema", help="write the JSON Schemas, or check committed ones for drift"
@@ -490,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "--check", action="store_true", help="exit 1 naming each file that differs from the code"
     )
-    schema.set_defaults(handler=_cmd_schema)
+    schema.set_defaults(handler=run_command.cmd_schema)
     return parser
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kvschema.cli import _Style, main
+from kvschema.cli import main
+from kvschema.commands import _Style
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
