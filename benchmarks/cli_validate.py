@@ -61,6 +61,8 @@ def main(runs: int = 5) -> list[list[str]]:
         theirs = median(time_process([baseline, "--schemafile", str(SCHEMA), *files], runs))
         rows.append(["check-jsonschema", f"{theirs:.3f}", f"{theirs / ours:.2f}"])
         rows.append(["kvschema / baseline", f"{ours / theirs:.2f}x", f"target <= {TARGET}x"])
+    version = median(time_process([kvschema, "--version"], runs))
+    rows.append(["kvschema --version (start-up)", f"{version:.3f}", "imports no pydantic"])
     return rows
 
 
