@@ -35,8 +35,8 @@ from kvschema.specs import (
     MambaSpec,
     SlidingWindowSpec,
     UniformTypeSpec,
-    _family,
 )
+from kvschema.uniform import family
 
 __all__ = [
     "CachePlan",
@@ -257,7 +257,7 @@ def _distinct(specs: dict[str, CacheSpec]) -> dict[CacheSpec, list[str]]:
 def _uniform_type(specs: dict[str, CacheSpec], distinct: list[CacheSpec]) -> UniformTypeSpec | None:
     if not all(isinstance(spec, _ATTENTION) for spec in distinct):
         return None
-    if len({spec.page_size for spec in distinct}) != 1 or len({_family(s) for s in distinct}) != 1:
+    if len({spec.page_size for spec in distinct}) != 1 or len({family(s) for s in distinct}) != 1:
         return None
     return UniformTypeSpec(page_size=distinct[0].page_size, kv_cache_specs=specs)
 
