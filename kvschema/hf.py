@@ -120,16 +120,23 @@ def _model_dtype(top: dict[str, Any], config: dict[str, Any]) -> str:
     return "bfloat16"
 
 
+def _count(value: Any) -> int | None:
+    """``value`` if it is a positive int (not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def _geometry(config: dict[str, Any], model_type: str) -> tuple[int, int]:
     """(KV heads, head size) of the attention layers."""
-    heads = read_field(config, "num_attention_heads", model_type)
-    kv = read_field(config, "num_key_value_heads", model_type) or heads
-    head_dim = read_field(config, "head_dim", model_type)
-    hidden = read_field(config, "hidden_size", model_type)
-    if not isinstance(heads, int) or not isinstance(kv, int) or heads < 1 or kv < 1:
-        raise HFConfigError(f"{model_type}: num_attention_heads is missing or not a positive int")
-    if not isinstance(head_dim, int):
-        if not isinstance(hidden, int) or hidden % heads:
+    heads = _count(read_field(config, "num_attention_heads", model_type))
+    kv = _count(read_field(config, "num_key_value_heads", model_type) or heads)
+    head_dim = _count(read_field(config, "head_dim", model_type))
+    hidden = _count(read_field(config, "hidden_size", model_type))
+    if heads is None or kv is None:
+        raise HFConfigError(
+            f"{model_type}: num_attention_heads / num_key_value_heads missing or not positive ints"
+        )
+    if head_dim is None:
+        if hidden is None or hidden % heads:
             raise HFConfigError(
                 f"{model_type}: no head_dim, and hidden_size {hidden!r} is no multiple of "
                 f"num_attention_heads {heads}"
@@ -260,9 +267,9 @@ def _attention_spec(
     kind: str, config: dict[str, Any], model_type: str, dtype: str, tp: int, page: int
 ) -> CacheSpec:
     if kind == "mla":
-        rank = read_field(config, "kv_lora_rank", model_type)
-        rope = read_field(config, "qk_rope_head_dim", model_type)
-        if not isinstance(rank, int) or not isinstance(rope, int):
+        rank = _count(read_field(config, "kv_lora_rank", model_type))
+        rope = _count(read_field(config, "qk_rope_head_dim", model_type))
+        if rank is None or rope is None:
             raise HFConfigError(f"{model_type}: MLA needs kv_lora_rank and qk_rope_head_dim")
         # one latent of kv_lora_rank + qk_rope_head_dim per token, never sharded
         return FullAttentionSpec(
@@ -275,15 +282,15 @@ def _attention_spec(
         raise HFConfigError(f"{model_type}: {err.message}") from None
     geometry = {"page_size": page, "num_kv_heads": heads, "head_size": head_dim, "dtype": dtype}
     if kind == "sliding":
-        window = read_field(config, "sliding_window", model_type)
-        if not isinstance(window, int):
+        window = _count(read_field(config, "sliding_window", model_type))
+        if window is None:
             raise HFConfigError(
                 f"{model_type}: sliding layers need a sliding_window, got {window!r}"
             )
         return SlidingWindowSpec(**geometry, sliding_window=window)
     if kind == "chunked":
-        chunk = read_field(config, "attention_chunk_size", model_type)
-        if not isinstance(chunk, int):
+        chunk = _count(read_field(config, "attention_chunk_size", model_type))
+        if chunk is None:
             raise HFConfigError(
                 f"{model_type}: chunked layers need attention_chunk_size, got {chunk!r}"
             )

@@ -205,7 +205,14 @@ def layer_kinds(config: dict[str, Any], model_type: str) -> list[str]:
     layers = _int(config, "num_hidden_layers", model_type)
     explicit = config.get("layer_types")
     if explicit:
-        unknown = sorted({str(t) for t in explicit if t not in _LAYER_TYPES})
+        if not isinstance(explicit, list):
+            raise HFConfigError(
+                f"{model_type}: layer_types must be a list, got {type(explicit).__name__}",
+                model_type=model_type,
+            )
+        unknown = sorted(
+            {repr(t)[:40] for t in explicit if not isinstance(t, str) or t not in _LAYER_TYPES}
+        )
         if unknown or len(explicit) != layers:
             raise HFConfigError(
                 f"{model_type}: layer_types must list {layers} entries from "
@@ -233,6 +240,11 @@ def layer_kinds(config: dict[str, Any], model_type: str) -> list[str]:
             int((i + 1) % _int(config, "no_rope_layer_interval", model_type) != 0)
             for i in range(layers)
         ]
+        if not isinstance(uses_rope, list) or len(uses_rope) != layers:
+            raise HFConfigError(
+                f"{model_type}: no_rope_layers must list {layers} flags, got {uses_rope!r:.60}",
+                model_type=model_type,
+            )
         chunked = read_field(config, "attention_chunk_size", model_type)
         return ["chunked" if chunked and uses_rope[i] else "full" for i in range(layers)]
     if family in ("deepseek_v2", "deepseek_v3"):

@@ -271,3 +271,19 @@ def test_hf_layers_plan() -> None:
     assert plan.config.kv_cache_groups[-1].kv_cache_spec.num_kv_heads == 8
     states = [s for s in load("jamba-v0.1").values() if isinstance(s, MambaSpec)]
     assert len(states) == 28
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"model_type": "llama", "layer_types": [[]]},  # found by the long fuzz run: TypeError
+        {"model_type": "llama", "layer_types": "full_attention"},
+        {"model_type": "llama4_text", "num_hidden_layers": 4, "no_rope_layers": [1]},
+        {"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": True},
+        {"model_type": "deepseek_v3", "num_hidden_layers": 2, "kv_lora_rank": 1.5},
+        {"model_type": "gemma2", "num_hidden_layers": 2, "sliding_window": "4096"},
+    ],
+)
+def test_malformed_fields_are_hf_config_errors(config: dict[str, Any]) -> None:
+    with pytest.raises(HFConfigError):
+        layers_from_hf_config({**config, "torch_dtype": "bfloat16"})
