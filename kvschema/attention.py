@@ -23,7 +23,7 @@ from kvschema.dtypes import DTypeName, dtype_size
 from kvschema.errors import positive_int_arg
 from kvschema.spec_base import PositiveInt, _add_derived_properties, _cdiv, _SpecBase
 
-__all__ = ["ChunkedLocalAttentionSpec", "FullAttentionSpec", "SlidingWindowSpec"]
+__all__ = ["ATTENTION_SPECS", "ChunkedLocalAttentionSpec", "FullAttentionSpec", "SlidingWindowSpec"]
 
 
 def _full_attention_schema(schema: dict[str, Any]) -> None:
@@ -198,3 +198,7 @@ class ChunkedLocalAttentionSpec(_AttentionBase):
         batched = positive_int_arg("max_num_batched_tokens", max_num_batched_tokens)
         tokens = min(self.attention_chunk_size + batched, max_model_len)
         return _cdiv(tokens, self.page_size) * self.page_size_bytes
+
+
+#: Every attention spec class (what shards by KV heads, and lays out as K/V pages).
+ATTENTION_SPECS = (FullAttentionSpec, SlidingWindowSpec, ChunkedLocalAttentionSpec)

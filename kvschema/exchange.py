@@ -69,12 +69,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _sorted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _sorted(value[key]) for key in sorted(value, key=_utf16)}
-    if isinstance(value, (list, tuple)):
-        return [_sorted(item) for item in value]
-    return value
+def _sorted(data: dict[str, Any]) -> dict[str, Any]:
+    """The same mapping, keys in canonical order (its values are already canonical)."""
+    return {key: data[key] for key in sorted(data, key=_utf16)}
 
 
 def _utf16(key: str) -> bytes:

@@ -42,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax
         "kvschema.jax needs jax; install it with: pip install 'kvschema[jax]'"
     ) from exc
 
+from kvschema.attention import ATTENTION_SPECS
 from kvschema.dtypes import canonical_dtype, dtype_size
 from kvschema.errors import InvalidArgumentError, KVSchemaError
 from kvschema.groups import CacheGroupsConfig
@@ -53,8 +54,6 @@ from kvschema.specs import (
     SlidingWindowSpec,
     UniformTypeSpec,
 )
-
-_ATTENTION = (FullAttentionSpec, SlidingWindowSpec, ChunkedLocalAttentionSpec)
 
 __all__ = ["CacheMismatchError", "KVCacheArrays", "allocate", "spec_from_array", "verify"]
 
@@ -158,7 +157,7 @@ def _layouts(spec: CacheSpec, pages: int) -> dict[str, tuple[tuple[int, ...], st
         if pad:
             roles["pad"] = ((pages, pad), "uint8", 0)
         return roles
-    if not isinstance(spec, _ATTENTION):
+    if not isinstance(spec, ATTENTION_SPECS):
         raise InvalidArgumentError(f"cannot allocate a {type(spec).__name__}")
     if spec.page_size_bytes != spec.raw_page_size_bytes:
         return {"kv": ((pages, spec.page_size_bytes), "uint8", None)}

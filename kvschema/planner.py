@@ -24,16 +24,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kvschema.attention import ATTENTION_SPECS
 from kvschema.errors import InvalidArgumentError, KVSchemaError, SpecMergeError, positive_int_arg
 from kvschema.groups import CacheGroupsConfig, CacheGroupSpec
 from kvschema.merge import merge_specs
 from kvschema.sharding import shard_spec
+from kvschema.spec_base import _cdiv
 from kvschema.specs import (
     CacheSpec,
-    ChunkedLocalAttentionSpec,
-    FullAttentionSpec,
     MambaSpec,
-    SlidingWindowSpec,
     UniformTypeSpec,
 )
 from kvschema.uniform import family
@@ -51,11 +50,6 @@ __all__ = [
 ]
 
 Strategy = Literal["hybrid", "per_layer"]
-_ATTENTION = (FullAttentionSpec, SlidingWindowSpec, ChunkedLocalAttentionSpec)
-
-
-def _cdiv(a: int, b: int) -> int:
-    return -(a // -b)
 
 
 def _gib(value: int) -> str:
@@ -239,7 +233,7 @@ def _layer_map(layers: Mapping[str, Any] | Sequence[CacheGroupSpec]) -> dict[str
     if not out:
         raise InvalidArgumentError("layers is empty: nothing to plan")
     for name, spec in out.items():
-        if not isinstance(spec, (*_ATTENTION, MambaSpec)):
+        if not isinstance(spec, (*ATTENTION_SPECS, MambaSpec)):
             raise InvalidArgumentError(
                 f"layer {name!r} is a {type(spec).__name__}, not a per-layer spec", layer=name
             )
@@ -255,7 +249,7 @@ def _distinct(specs: dict[str, CacheSpec]) -> dict[CacheSpec, list[str]]:
 
 
 def _uniform_type(specs: dict[str, CacheSpec], distinct: list[CacheSpec]) -> UniformTypeSpec | None:
-    if not all(isinstance(spec, _ATTENTION) for spec in distinct):
+    if not all(isinstance(spec, ATTENTION_SPECS) for spec in distinct):
         return None
     if len({spec.page_size for spec in distinct}) != 1 or len({family(s) for s in distinct}) != 1:
         return None
@@ -266,9 +260,9 @@ def _unify_pages(spec: CacheSpec, largest: int, name: str) -> CacheSpec:
     page = spec.page_size_bytes
     if page == largest:
         return spec
-    if isinstance(spec, _ATTENTION) and largest % page == 0:
+    if isinstance(spec, ATTENTION_SPECS) and largest % page == 0:
         return spec.model_copy(update={"page_size": spec.page_size * (largest // page)})
-    if isinstance(spec, _ATTENTION) and spec.use_mla:
+    if isinstance(spec, ATTENTION_SPECS) and spec.use_mla:
         raise InvalidArgumentError(
             f"layer {name}: an MLA page of {page} bytes does not divide the largest page "
             f"({largest} bytes), and MLA pages cannot be padded",

@@ -8,19 +8,15 @@
 
 from __future__ import annotations
 
+from kvschema.attention import ATTENTION_SPECS
 from kvschema.errors import InvalidArgumentError, positive_int_arg
 from kvschema.specs import (
     CacheSpec,
-    ChunkedLocalAttentionSpec,
-    FullAttentionSpec,
     MambaSpec,
-    SlidingWindowSpec,
     UniformTypeSpec,
 )
 
 __all__ = ["kv_heads_per_rank", "shard_spec"]
-
-_ATTENTION = (FullAttentionSpec, SlidingWindowSpec, ChunkedLocalAttentionSpec)
 
 
 def kv_heads_per_rank(heads: int, tensor_parallel_size: int) -> int:
@@ -59,7 +55,7 @@ def shard_spec(spec: CacheSpec, tensor_parallel_size: int) -> CacheSpec:
     if isinstance(spec, UniformTypeSpec):
         members = {name: shard_spec(member, tp) for name, member in spec.kv_cache_specs.items()}
         return spec.model_copy(update={"kv_cache_specs": members})
-    if not isinstance(spec, _ATTENTION):
+    if not isinstance(spec, ATTENTION_SPECS):
         raise InvalidArgumentError(f"cannot shard a {type(spec).__name__}")
     if spec.use_mla:
         return spec
