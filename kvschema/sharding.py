@@ -45,6 +45,7 @@ def shard_spec(spec: CacheSpec, tensor_parallel_size: int) -> CacheSpec:
     there are fewer heads than ranks and ``tp`` is a multiple of them; anything else is an
     error.  MLA latents are never sharded; Mamba specs are already per rank.
 
+    >>> from kvschema import FullAttentionSpec
     >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
     >>> shard_spec(spec, 4).num_kv_heads, shard_spec(spec, 16).num_kv_heads
     (2, 1)
