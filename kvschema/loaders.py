@@ -16,9 +16,10 @@ import json
 import math
 import os
 import re
+import stat
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from kvschema.errors import KVSchemaError
@@ -181,6 +182,9 @@ def _yaml_documents(text: str, limits: Limits, track: bool = False) -> list[Docu
     Without ``track`` this is the fast path: values, limits and a duplicate-key flag only.
     With it, every value's position is kept and duplicate keys are described with both lines;
     :func:`load_text` runs it only for documents that need it.
+
+    The innermost open collection lives in locals (``frame``, ``container``, ``is_list``,
+    ``key``); ``stack`` holds the frames around it, each with its pending key saved.
     """
     from yaml import events
     from yaml._yaml import CParser
@@ -189,11 +193,17 @@ def _yaml_documents(text: str, limits: Limits, track: bool = False) -> list[Docu
     map_t, seq_t = events.MappingStartEvent, events.SequenceStartEvent
     map_end_t, seq_end_t = events.MappingEndEvent, events.SequenceEndEvent
     doc_start_t, doc_end_t = events.DocumentStartEvent, events.DocumentEndEvent
+    stream_end_t = events.StreamEndEvent
     max_values, max_depth = limits.max_values, limits.max_depth
 
     parser = CParser(text)
+    get_event = parser.get_event
     documents: list[Document] = []
     stack: list[_Frame] = []
+    frame: _Frame | None = None  # the innermost open collection (None at the top level)
+    container: Any = None
+    is_list = False
+    key: Any = _NO_KEY
     anchors: dict[str, tuple[Any, int]] = {}
     positions: dict[Path_, tuple[int, int]] = {}
     problems: list[Problem] = []
@@ -201,8 +211,8 @@ def _yaml_documents(text: str, limits: Limits, track: bool = False) -> list[Docu
     root: Any = None
     start: tuple[int, int] = (0, 0)
     try:
-        while parser.check_event():
-            event: Any = parser.get_event()
+        while True:
+            event: Any = get_event()
             kind = type(event)
             if kind is scalar_t:
                 count += 1
@@ -216,39 +226,41 @@ def _yaml_documents(text: str, limits: Limits, track: bool = False) -> list[Docu
                 if event.anchor is not None:
                     anchors[event.anchor] = (value, 1)
             elif kind is map_end_t or kind is seq_end_t:
-                frame = stack.pop()
-                value = frame.container
-                if frame.anchor is not None:
-                    anchors[frame.anchor] = (value, count - frame.count_at_start)
+                value = container
+                if frame.anchor is not None:  # type: ignore[union-attr]
+                    anchors[frame.anchor] = (value, count - frame.count_at_start)  # type: ignore[union-attr]
                 if not stack:
-                    root = value
+                    root, frame, container = value, None, None
                     continue
-                parent = stack[-1]
-                if parent.is_list:
-                    parent.container.append(value)
+                frame = stack.pop()
+                container, is_list, key = frame.container, frame.is_list, frame.key
+                if is_list:
+                    container.append(value)
                 else:
-                    parent.container[parent.key] = value
-                    parent.key = _NO_KEY
+                    container[key] = value
+                    key = _NO_KEY
                 continue
             elif kind is map_t or kind is seq_t:
                 count += 1
                 if track:
                     start = (event.start_mark.line + 1, event.start_mark.column + 1)
-                _check_open(event, len(stack), max_depth, count, max_values)
+                depth = len(stack) + (frame is not None)
+                _check_open(event, depth, max_depth, count, max_values)
                 path: Path_ = ()
-                if stack:
-                    parent = stack[-1]
-                    if parent.is_list:
-                        path = (*parent.path, len(parent.container)) if track else ()
-                    elif parent.key is _NO_KEY:
+                if frame is not None:
+                    if not is_list and key is _NO_KEY:
                         raise LoadError(
                             f"line {event.start_mark.line + 1}: a mapping key must be a scalar"
                         )
-                    elif track:
-                        path = (*parent.path, parent.key)
-                if track and (not stack or stack[-1].is_list):
+                    if track:
+                        path = (*frame.path, len(container) if is_list else key)
+                    frame.key = key
+                    stack.append(frame)
+                if track and (frame is None or is_list):
                     positions[path] = start
-                stack.append(_Frame({} if kind is map_t else [], path, event.anchor, count))
+                container = {} if kind is map_t else []
+                is_list, key = kind is seq_t, _NO_KEY
+                frame = _Frame(container, path, event.anchor, count)
                 continue
             elif kind is alias_t:
                 found = anchors.get(event.anchor)
@@ -259,15 +271,18 @@ def _yaml_documents(text: str, limits: Limits, track: bool = False) -> list[Docu
                 count += expanded
             elif kind is doc_start_t:
                 stack, anchors, positions, problems, count, root = [], {}, {}, [], 0, None
+                frame, container, key = None, None, _NO_KEY
                 continue
             elif kind is doc_end_t:
                 documents.append(
                     Document(root, len(documents), problems, positions if track else None)
                 )
                 continue
+            elif kind is stream_end_t or event is None:
+                break
             else:
                 continue
-            # a scalar or an alias: limits, then attach to its parent
+            # a scalar or an alias: limits, then attach to its collection
             if count > max_values:
                 raise LoadError(
                     f"line {event.start_mark.line + 1}: more than {max_values} values (aliases "
@@ -275,32 +290,29 @@ def _yaml_documents(text: str, limits: Limits, track: bool = False) -> list[Docu
                 )
             if track:
                 start = (event.start_mark.line + 1, event.start_mark.column + 1)
-            if not stack:
+            if frame is None:
                 root = value
                 if track:
                     positions[()] = start
-                continue
-            parent = stack[-1]
-            container = parent.container
-            if parent.is_list:
+            elif is_list:
                 if track:
-                    positions[(*parent.path, len(container))] = start
+                    positions[(*frame.path, len(container))] = start
                 container.append(value)
-            elif parent.key is not _NO_KEY:
-                container[parent.key] = value
-                parent.key = _NO_KEY
+            elif key is not _NO_KEY:
+                container[key] = value
+                key = _NO_KEY
             else:
                 if type(value) is dict or type(value) is list:
                     raise LoadError(
                         f"line {event.start_mark.line + 1}: a mapping key must be a scalar"
                     )
                 if value in container:
-                    problems.append(_duplicate(parent, value, start if track else None))
+                    problems.append(_duplicate(frame, value, start if track else None))
                 elif track:
-                    parent.key_lines[value] = start[0]
+                    frame.key_lines[value] = start[0]
                 if track:
-                    positions[(*parent.path, value)] = start
-                parent.key = value
+                    positions[(*frame.path, value)] = start
+                key = value
     except LoadError:
         raise
     except Exception as err:  # libyaml's scanner / parser errors
@@ -439,6 +451,15 @@ def format_for(name: str) -> Format:
     return found
 
 
+def preload(names: Sequence[str], fmt: Format | None = None) -> None:
+    """Import the parsers that reading ``names`` will need (before forking workers)."""
+    formats = {fmt} if fmt else {FORMATS.get(os.path.splitext(n)[1].lower()) for n in names}
+    if "yaml" in formats:
+        import yaml._yaml  # noqa: F401
+    if "toml" in formats:
+        import tomllib  # noqa: F401
+
+
 def load_text(text: str, fmt: Format, limits: Limits | None = None) -> list[Document]:
     """Parse ``text`` as ``fmt`` into its documents (YAML streams may hold several)."""
     limits = limits or Limits()
@@ -481,11 +502,19 @@ def load_bytes(raw: bytes, fmt: Format | None, limits: Limits | None = None) -> 
     return load_text(text, fmt, limits)
 
 
-def _read_bounded(stream: BinaryIO, limit: int) -> bytes:
-    raw = stream.read(limit + 1)
-    if len(raw) > limit:
-        raise LoadError(f"larger than {limit} bytes; raise --max-bytes if this is intended")
-    return raw
+def _read_bounded(stream: BinaryIO, limit: int, expected: int = 0) -> bytes:
+    """At most ``limit`` bytes, read in pieces (one piece when ``expected`` is the size)."""
+    pieces: list[bytes] = []
+    total = 0
+    piece = max(expected + 1, 1 << 16)  # no limit-sized buffer for a small file
+    while True:
+        raw = stream.read(min(piece, limit + 1 - total))
+        if not raw:
+            return b"".join(pieces)
+        pieces.append(raw)
+        total += len(raw)
+        if total > limit:
+            raise LoadError(f"larger than {limit} bytes; raise --max-bytes if this is intended")
 
 
 def load_file(
@@ -499,18 +528,18 @@ def load_file(
     if name == "-":
         source = stdin if stdin is not None else sys.stdin.buffer
         return load_bytes(_read_bounded(source, limits.max_bytes), fmt, limits)
-    path = Path(name)
     try:
-        if path.is_dir():
+        status = os.stat(name)
+        if stat.S_ISDIR(status.st_mode):
             raise IsADirectoryError(name)
         fmt = fmt or format_for(name)
-        size = path.stat().st_size
+        size = status.st_size
         if size > limits.max_bytes:
             raise LoadError(
                 f"{size} bytes, larger than {limits.max_bytes}; raise --max-bytes if this is intended"
             )
-        with path.open("rb") as handle:
-            raw = _read_bounded(handle, limits.max_bytes)
+        with open(name, "rb") as handle:
+            raw = _read_bounded(handle, limits.max_bytes, size)
     except FileNotFoundError:
         raise LoadError("no such file") from None
     except IsADirectoryError:

@@ -5,8 +5,18 @@ import math
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from kvschema.loaders import Limits, LoadError, format_for, load_bytes, load_file, load_text
+from kvschema.loaders import (
+    Limits,
+    LoadError,
+    _read_bounded,
+    format_for,
+    load_bytes,
+    load_file,
+    load_text,
+)
 
 
 def one(text: str, fmt: str = "yaml") -> object:
@@ -174,6 +184,51 @@ def test_size_limit_without_reading_everything() -> None:
 
     with pytest.raises(LoadError, match="larger than 1000 bytes"):
         load_file("-", None, Limits(max_bytes=1000), stdin=io.BufferedReader(Endless()))
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that hands out its data a few bytes per read, as a pipe may."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step = data, step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        piece, self.data = self.data[: min(self.step, len(buffer))], self.data[self.step :]
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+
+@given(
+    data=st.binary(max_size=300),
+    limit=st.integers(1, 400),
+    hint=st.integers(0, 400),
+    step=st.integers(1, 97),
+)
+def test_bounded_read_returns_everything_within_the_limit(
+    data: bytes, limit: int, hint: int, step: int
+) -> None:
+    # ``hint`` is the size stat() gave, possibly stale: it may only change how reads are cut
+    stream = _Trickle(data, step)
+    if len(data) <= limit:
+        assert _read_bounded(stream, limit, hint) == data
+    else:
+        with pytest.raises(LoadError, match=f"larger than {limit} bytes"):
+            _read_bounded(stream, limit, hint)
+
+
+def test_file_growing_after_stat_is_still_bounded(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "grows.yaml"
+    path.write_text("a: 1\n")
+    with path.open("rb") as handle:
+        assert _read_bounded(handle, 5, 0) == b"a: 1\n"
+    path.write_text("a: 1\n" * 3)  # bigger than both the size hint and the limit
+    with path.open("rb") as handle, pytest.raises(LoadError, match="larger than 10"):
+        _read_bounded(handle, 10, 5)
 
 
 @pytest.mark.parametrize("raw", [b"\xff\xfe\x00garbage", b"\x89PNG\r\n\x1a\n", b"a: \x00\n"])
