@@ -107,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="most values, YAML aliases counted as expanded (default: 1000000)",
     )
+    validate.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive,
+        default=0,
+        metavar="N",
+        help="worker processes (default: one per core, each with 32 or more files)",
+    )
     validate.set_defaults(handler=run_command.cmd_validate)
 
     plan = commands.add_parser(
@@ -217,13 +225,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+#: The exit code of a run whose output pipe closed early (as a shell reports SIGPIPE).
+EXIT_BROKEN_PIPE = 141
+
+
 def run() -> None:
     """The console script: :func:`main` in a process of its own, then exit with its code.
 
     A run is short and builds no reference cycles, so the cyclic garbage collector is switched
-    off for it: a twentieth of a 200-file run's wall time otherwise.
+    off for it (a twentieth of a 200-file run's wall time otherwise), and the process ends
+    without tearing the interpreter down (an eighth): output is flushed and ``atexit``
+    handlers run first, so nothing a normal exit would do is lost but the freeing of memory
+    the operating system takes back anyway.  A reader that closes the pipe early (``| head``)
+    ends the run quietly with exit code 141.
     """
+    import atexit
     import gc
 
     gc.disable()
-    raise SystemExit(main())
+    try:
+        try:
+            code = main()
+        except SystemExit as stop:  # argparse's --help, --version and usage errors
+            if stop.code is not None and not isinstance(stop.code, int):
+                print(stop.code, file=sys.stderr)
+            code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        code = EXIT_BROKEN_PIPE
+    except OSError as err:  # the output cannot be written (a full disk)
+        code = EXIT_USAGE
+        os.write(2, f"kvschema: cannot write the output: {err.strerror or err}\n".encode())
+    except KeyboardInterrupt:
+        code = 130
+        print("kvschema: interrupted", file=sys.stderr)
+        sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)

@@ -67,64 +67,68 @@ def _issue_dict(issue: Any, documents: int) -> dict[str, Any]:
     }
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def _check_file(name: str, args: argparse.Namespace, limits: Any) -> dict[str, Any]:
+    """The report entry of one file: whether it is ok, its kinds and its errors (plain data)."""
     from kvschema.checking import check_document
-    from kvschema.loaders import Limits, LoadError, load_file
+    from kvschema.loaders import LoadError, load_file
+
+    entry: dict[str, Any] = {"file": name, "ok": True, "documents": 0, "errors": []}
+    try:
+        documents = load_file(name, args.format, limits)
+    except LoadError as err:
+        entry.update(ok=False, load_error=err.message)
+        entry["errors"].append(
+            {
+                "document": None,
+                "path": None,
+                "message": err.message,
+                "type": err.error_type,
+                "line": err.fields.get("line"),
+                "column": err.fields.get("column"),
+            }
+        )
+        return entry
+    entry["documents"] = len(documents)
+    if not documents:
+        entry["ok"] = False
+        entry["errors"].append(
+            {
+                "document": None,
+                "path": "$",
+                "message": "empty file: no document to check",
+                "type": "empty_document",
+                "line": None,
+                "column": None,
+            }
+        )
+    kinds = []
+    for document in documents:
+        kind, issues = check_document(document, args.kind, args.path)
+        kinds.append(kind)
+        for issue in issues:
+            entry["ok"] = False
+            entry["errors"].append(_issue_dict(issue, len(documents)))
+    entry["kinds"] = kinds
+    return entry
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import kvschema.checking  # noqa: F401  (built here, before any fork, so workers share it)
+    from kvschema.fanout import fan_out
+    from kvschema.loaders import Limits, preload
 
     limits = Limits(max_bytes=args.max_bytes, max_depth=args.max_depth, max_values=args.max_values)
     style = _Style(sys.stdout)
-    report: list[dict[str, Any]] = []
+    files: list[str] = args.files
+    jobs = 1 if "-" in files else args.jobs
+    if jobs != 1:
+        preload(files, args.format)
+    report = fan_out(lambda name: _check_file(name, args, limits), files, jobs)
     worst = EXIT_OK
-    for name in args.files:
-        entry: dict[str, Any] = {"file": name, "ok": True, "documents": 0, "errors": []}
-        report.append(entry)
-        try:
-            documents = load_file(name, args.format, limits)
-        except LoadError as err:
-            entry.update(ok=False, load_error=err.message)
-            entry["errors"].append(
-                {
-                    "document": None,
-                    "path": None,
-                    "message": err.message,
-                    "type": err.error_type,
-                    "line": err.fields.get("line"),
-                    "column": err.fields.get("column"),
-                }
-            )
+    for entry in report:
+        if "load_error" in entry:
             worst = EXIT_USAGE
-            continue
-        entry["documents"] = len(documents)
-        if not documents:
-            entry["ok"] = False
-            entry["errors"].append(
-                {
-                    "document": None,
-                    "path": "$",
-                    "message": "empty file: no document to check",
-                    "type": "empty_document",
-                    "line": None,
-                    "column": None,
-                }
-            )
-        kinds = []
-        for document in documents:
-            kind, issues = check_document(document, args.kind, args.path)
-            kinds.append(kind)
-            for issue in issues:
-                entry["ok"] = False
-                entry["errors"].append(
-                    {
-                        "document": issue.document if len(documents) > 1 else None,
-                        "path": issue.path,
-                        "message": issue.message,
-                        "type": issue.error_type,
-                        "line": issue.line,
-                        "column": issue.column,
-                    }
-                )
-        entry["kinds"] = kinds
-        if not entry["ok"]:
+        elif not entry["ok"]:
             worst = max(worst, EXIT_INVALID)
 
     if args.output == "json":

@@ -2,8 +2,10 @@
 
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,6 +189,22 @@ def test_unreadable_files_exit_2(
     assert "Traceback" not in out
 
 
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_workers_report_what_one_process_reports(output: str) -> None:
+    # in processes of their own: this one may hold JAX's threads, and then nothing is forked
+    files = [str(p) for p in [*VALID, *sorted((EXAMPLES / "invalid").iterdir())]] * 3
+    files.append("/no/such/file.yaml")
+    serial = _console("", "validate", "-v", "-o", output, "-j", "1", *files)
+    assert serial.returncode == 2 and serial.stdout.count("ok") > len(VALID)
+    for jobs in ("2", "5"):
+        forked = _console("", "validate", "-v", "-o", output, "-j", jobs, *files)
+        assert (forked.returncode, forked.stdout, forked.stderr) == (
+            serial.returncode,
+            serial.stdout,
+            serial.stderr,
+        )
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -194,6 +212,7 @@ def test_unreadable_files_exit_2(
         ["validate"],
         ["validate", "--kind", "x", "a.yaml"],
         ["validate", "--max-depth", "0", "a.yaml"],
+        ["validate", "--jobs", "0", "a.yaml"],
         ["nope"],
     ],
 )
@@ -242,3 +261,60 @@ def test_pre_commit_hook_definition() -> None:
     assert hook["id"] == "kvschema-validate"
     assert hook["entry"] == "kvschema validate"
     assert hook["language"] == "python"
+
+
+def _console(code: str, *argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` then the console script's ``run()`` with ``argv``, in a process of its own."""
+    program = f"import sys\n{code}\nsys.argv = ['kvschema', *{list(argv)!r}]\n"
+    program += "from kvschema.cli import run\nrun()\n"
+    return subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, **kwargs
+    )
+
+
+def test_console_script_exit_code_output_and_atexit_handlers() -> None:
+    code = "import atexit\natexit.register(lambda: print('atexit ran', file=sys.stderr))"
+    done = _console(code, "validate", "-v", *[str(p) for p in VALID])
+    assert done.returncode == 0
+    assert done.stdout.count(": ok (") == len(VALID)  # flushed before the process ended
+    assert done.stderr.endswith("atexit ran\n")
+    bad = _console("", "validate", "-q", "examples/invalid/zero-page-size.yaml")
+    assert bad.returncode == 1 and "[greater_than_equal]" in bad.stdout
+
+
+def test_console_script_reader_closing_the_pipe_early() -> None:
+    # a megabyte of output: more than a pipe holds, so the writer meets the closed pipe
+    child = (
+        "import sys, kvschema.cli as cli\n"
+        "cli.main = lambda: [print('x' * 1000) for _ in range(1000)] and 0\n"
+        "cli.run()\n"
+    )
+    program = (
+        "import subprocess, sys\n"
+        f"p = subprocess.Popen([sys.executable, '-c', {child!r}], stdout=subprocess.PIPE, "
+        "stderr=subprocess.PIPE)\n"
+        "p.stdout.readline(); p.stdout.close()\n"
+        "err = p.stderr.read().decode(); print(p.wait()); print(err)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    code, _, stderr = done.stdout.partition("\n")
+    assert code == "141"
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+def test_console_script_output_that_cannot_be_written() -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-c", "from kvschema.cli import run; run()", "validate", "-v"]
+            + [str(p) for p in VALID],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+    assert done.returncode == 2
+    assert done.stderr.startswith("kvschema: cannot write the output: No space left on device")
