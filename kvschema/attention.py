@@ -21,7 +21,14 @@ from pydantic_core import PydanticCustomError
 
 from kvschema.dtypes import DTypeName, dtype_size
 from kvschema.errors import positive_int_arg
-from kvschema.spec_base import PositiveInt, _add_derived_properties, _cdiv, _SpecBase
+from kvschema.spec_base import (
+    GivenPageBytes,
+    GivenTypeId,
+    PositiveInt,
+    _add_derived_properties,
+    _cdiv,
+    _SpecBase,
+)
 
 __all__ = ["ATTENTION_SPECS", "ChunkedLocalAttentionSpec", "FullAttentionSpec", "SlidingWindowSpec"]
 
@@ -93,6 +100,8 @@ class FullAttentionSpec(_AttentionBase):
     attention_chunk_size: PositiveInt | None = Field(
         default=None, description="A chunk size computed over pages kept whole (recorded only)."
     )
+    given_type_id: GivenTypeId = None
+    given_page_size_bytes: GivenPageBytes = None
 
     @field_validator("attention_chunk_size")
     @classmethod
@@ -138,6 +147,8 @@ class SlidingWindowSpec(_AttentionBase):
         json_schema_extra={"const": False},
     )
     sliding_window: PositiveInt = Field(description="Tokens the window reaches back.")
+    given_type_id: GivenTypeId = None
+    given_page_size_bytes: GivenPageBytes = None
 
     @field_validator("use_mla")
     @classmethod
@@ -178,6 +189,8 @@ class ChunkedLocalAttentionSpec(_AttentionBase):
 
     kind: Literal["local_attention"] = "local_attention"
     attention_chunk_size: PositiveInt = Field(description="Tokens per attention chunk.")
+    given_type_id: GivenTypeId = None
+    given_page_size_bytes: GivenPageBytes = None
 
     def _make_type_id(self) -> str:
         return (

@@ -17,13 +17,11 @@ from pydantic import (
     Field,
     Strict,
     StringConstraints,
-    ValidationError,
     ValidationInfo,
     computed_field,
     field_validator,
-    model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from kvschema.errors import InvalidArgumentError, SpecMergeError
 
@@ -35,7 +33,32 @@ MAX_INT = 2**53 - 1
 #: A strict int in ``1..MAX_INT``: no bools, strings or floats.
 PositiveInt = Annotated[int, Strict(), Ge(1), Le(MAX_INT)]
 
-_DERIVED = ("type_id", "page_size_bytes")
+# A derived value's key in a document -> the input-only field that takes it.
+_GIVEN = {"type_id": "given_type_id", "page_size_bytes": "given_page_size_bytes"}
+
+_GIVEN_NOTE = "Input only: {key} as a document carries it, checked against the fields; always None."
+
+#: The field a spec kind declares last to take a ``type_id`` a document carries (see ``_SpecBase``).
+GivenTypeId = Annotated[
+    Any,
+    Field(
+        validation_alias="type_id",
+        exclude=True,
+        repr=False,
+        description=_GIVEN_NOTE.format(key="type_id"),
+    ),
+]
+
+#: The field a spec kind declares last to take a ``page_size_bytes`` a document carries.
+GivenPageBytes = Annotated[
+    Any,
+    Field(
+        validation_alias="page_size_bytes",
+        exclude=True,
+        repr=False,
+        description=_GIVEN_NOTE.format(key="page_size_bytes"),
+    ),
+]
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -63,7 +86,14 @@ LayerName = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=
 
 
 class _SpecBase(BaseModel):
-    """Fields, derived values and input checks shared by every spec kind."""
+    """Fields, derived values and input checks shared by every spec kind.
+
+    ``type_id`` and ``page_size_bytes`` are computed fields: written on output, and optional on
+    input, where a value a document carries must agree with the fields.  Each kind takes them
+    with two input-only fields declared after its own (``given_type_id: GivenTypeId = None``,
+    ``given_page_size_bytes: GivenPageBytes = None``), whose validator sees every other field
+    and runs only when the document carries the value — checking costs nothing otherwise.
+    """
 
     model_config = ConfigDict(
         frozen=True,
@@ -124,32 +154,43 @@ class _SpecBase(BaseModel):
         """The most bytes one request of ``max_model_len`` tokens can hold in this layer."""
         raise NotImplementedError
 
-    @model_validator(mode="wrap")
+    def _consistent(self) -> bool:
+        """Whether the fields make one spec (the model validators' rules); see ``_derived``."""
+        return True
+
     @classmethod
-    def _check_derived(cls, data: Any, handler: Any) -> Any:
-        if not isinstance(data, dict) or ("type_id" not in data and "page_size_bytes" not in data):
-            return handler(data)
-        given = {key: data[key] for key in _DERIVED if key in data}
-        spec = handler({key: value for key, value in data.items() if key not in _DERIVED})
-        errors: list[InitErrorDetails] = []
-        for key, value in given.items():
-            computed = getattr(spec, key)
-            if value != computed or type(value) is not type(computed):
-                errors.append(
-                    {
-                        "type": PydanticCustomError(
-                            "derived_mismatch",
-                            "{field} is {given} but the fields give {computed}; "
-                            "it is derived, so omit it or make it agree",
-                            {"field": key, "given": repr(value), "computed": repr(computed)},
-                        ),
-                        "loc": (key,),
-                        "input": value,
-                    }
-                )
-        if errors:
-            raise ValidationError.from_exception_data(cls.__name__, errors)
-        return spec
+    def _derived(cls, fields: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``type_id`` and ``page_size_bytes`` from validated field values.
+
+        None when a field failed validation or the fields break a model rule: that error is
+        reported, and a derived value checked against them would only add noise.
+        """
+        names = cls.model_fields.keys() - _GIVEN.values()
+        if not names <= fields.keys():
+            return None
+        probe = cls.model_construct(**{name: fields[name] for name in names})
+        if not probe._consistent() or probe._raw_from(fields) is None:
+            return None
+        return {"type_id": probe._make_type_id(), "page_size_bytes": probe._page_bytes()}
+
+    @field_validator(*_GIVEN.values(), check_fields=False)
+    @classmethod
+    def _derived_agrees(cls, value: Any, info: ValidationInfo) -> None:
+        """A derived value a document carries must be the one its fields give; then it is dropped.
+
+        This runs only for a document that carries one: with none, it costs nothing.
+        """
+        derived = cls._derived(info.data)
+        key = next(k for k, v in _GIVEN.items() if v == info.field_name)
+        computed = None if derived is None else derived[key]
+        if computed is not None and (value != computed or type(value) is not type(computed)):
+            raise PydanticCustomError(
+                "derived_mismatch",
+                "{field} is {given} but the fields give {computed}; "
+                "it is derived, so omit it or make it agree",
+                {"field": key, "given": repr(value), "computed": repr(computed)},
+            )
+        return None
 
     @classmethod
     def merge(cls, specs: Iterable[Any] | Mapping[str, Any]) -> Self:

@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from kvschema.dtypes import DTypeName, dtype_size
 from kvschema.errors import positive_int_arg
-from kvschema.spec_base import PositiveInt, _SpecBase
+from kvschema.spec_base import GivenPageBytes, GivenTypeId, PositiveInt, _SpecBase
 
 __all__ = ["MambaSpec"]
 
@@ -58,6 +58,8 @@ class MambaSpec(_SpecBase):
         description="Bytes of a page padded up to share a page size with other layers; "
         ">= the raw page.",
     )
+    given_type_id: GivenTypeId = None
+    given_page_size_bytes: GivenPageBytes = None
 
     @model_validator(mode="after")
     def _one_dtype_form(self) -> MambaSpec:
@@ -73,6 +75,11 @@ class MambaSpec(_SpecBase):
                 {"dtypes": len(self.dtypes), "shapes": len(self.shapes)},
             )
         return self
+
+    def _consistent(self) -> bool:
+        if (self.dtype is None) == (self.dtypes is None):
+            return False
+        return self.dtypes is None or len(self.dtypes) == len(self.shapes)
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:

@@ -19,7 +19,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kvschema.attention import ChunkedLocalAttentionSpec, FullAttentionSpec, SlidingWindowSpec
-from kvschema.spec_base import LayerName, _cdiv, _SpecBase
+from kvschema.spec_base import GivenPageBytes, GivenTypeId, LayerName, _cdiv, _SpecBase
 
 __all__ = ["UniformTypeSpec", "family"]
 
@@ -58,6 +58,8 @@ class UniformTypeSpec(_SpecBase):
     kv_cache_specs: dict[LayerName, _AttentionSpec] = Field(
         min_length=1, description="Each member layer's own spec."
     )
+    given_type_id: GivenTypeId = None
+    given_page_size_bytes: GivenPageBytes = None
 
     @model_validator(mode="after")
     def _one_type(self) -> UniformTypeSpec:
@@ -92,6 +94,12 @@ class UniformTypeSpec(_SpecBase):
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
+
+    def _consistent(self) -> bool:
+        specs = self.kv_cache_specs.values()
+        return len({family(spec) for spec in specs}) == 1 and all(
+            spec.page_size == self.page_size for spec in specs
+        )
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:

@@ -129,7 +129,9 @@ def test_serialized_form_carries_kind_fields_and_derived_values(spec: object) ->
     assert data["kind"] == spec.kind  # type: ignore[attr-defined]
     assert data["type_id"] == spec.type_id  # type: ignore[attr-defined]
     assert data["page_size_bytes"] == spec.page_size_bytes  # type: ignore[attr-defined]
-    assert set(type(spec).model_fields) <= set(data)
+    input_only = {"given_type_id", "given_page_size_bytes"}
+    assert set(type(spec).model_fields) - input_only <= set(data)
+    assert not input_only & set(data)
 
 
 @given(cache_specs())
@@ -155,6 +157,47 @@ def test_wrong_type_id_is_named() -> None:
     data = {**GEOMETRY, "kind": "full_attention", "type_id": "full_attention_16_1"}
     with pytest.raises(ValidationError, match="type_id is 'full_attention_16_1'"):
         parse_spec(data)
+
+
+@given(cache_specs())
+def test_derived_values_given_on_input_are_checked_then_dropped(spec: object) -> None:
+    data = spec.model_dump()  # type: ignore[attr-defined]
+    again = type(spec).model_validate(data)  # carries type_id and page_size_bytes
+    assert again == spec
+    assert again.given_type_id is None and again.given_page_size_bytes is None
+    assert "given" not in repr(again)
+    for key in ("type_id", "page_size_bytes"):
+        wrong = {**data, key: data[key] + 1 if key == "page_size_bytes" else data[key] + "x"}
+        with pytest.raises(ValidationError) as info:
+            type(spec).model_validate(wrong)
+        assert [(e["type"], e["loc"]) for e in info.value.errors()] == [
+            ("derived_mismatch", (key,))
+        ]
+
+
+@pytest.mark.parametrize("value", [None, 65536.0, True, "65536"])
+def test_derived_values_must_have_their_type(value: object) -> None:
+    data = {**GEOMETRY, "kind": "full_attention", "page_size_bytes": value}
+    with pytest.raises(ValidationError, match="derived"):
+        parse_spec(data)
+
+
+def test_a_derived_value_adds_no_error_to_a_broken_spec() -> None:
+    data = {**GEOMETRY, "kind": "full_attention", "head_size": 0, "type_id": "nonsense"}
+    with pytest.raises(ValidationError) as info:
+        parse_spec(data)
+    assert [e["type"] for e in info.value.errors()] == ["greater_than_equal"]
+    mamba = {
+        "kind": "mamba",
+        "page_size": 1,
+        "shapes": [[4]],
+        "dtype": "fp32",
+        "dtypes": ["fp32"],
+        "page_size_bytes": 1,
+    }
+    with pytest.raises(ValidationError) as info:
+        parse_spec(mamba)
+    assert [e["type"] for e in info.value.errors()] == ["mamba_dtype_form"]
 
 
 def test_derived_values_may_be_omitted() -> None:
