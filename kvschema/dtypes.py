@@ -187,6 +187,10 @@ def dtype_size(dtype: Any) -> int:
 
 
 def _validate_dtype(value: Any) -> str:
+    if type(value) is str:  # the usual case first: a name or an alias
+        found = _LOOKUP.get(value)
+        if found is not None:
+            return found
     try:
         return canonical_dtype(value)
     except DTypeError as err:

@@ -10,8 +10,7 @@
 
 from __future__ import annotations
 
-from itertools import chain
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from annotated_types import Ge
 from pydantic import (
@@ -22,7 +21,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -44,6 +42,23 @@ def _error(
     kind: str, template: str, context: dict[str, Any], loc: tuple[Any, ...], value: Any
 ) -> InitErrorDetails:
     return {"type": PydanticCustomError(kind, template, context), "loc": loc, "input": value}
+
+
+# The context key under which CacheGroupsConfig's validation shares one set of layer names.
+_SEEN = object()
+
+
+def _one_name_set(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Validation keywords that let the groups share one set of layer names.
+
+    With no context of the caller's, the groups' validators add their names to one set in the
+    validation context, and the config's check of every name once across the groups is a
+    length comparison instead of a second pass over every name.  A caller's own context is
+    left alone (their validators may use it), and the two-pass check runs.
+    """
+    if kwargs.get("context") is None:
+        kwargs["context"] = {_SEEN: set()}
+    return kwargs
 
 
 def _short(names: list[str]) -> str:
@@ -83,32 +98,40 @@ class CacheGroupSpec(BaseModel):
     def _unique_names(cls, names: list[str] | None, info: ValidationInfo) -> list[str] | None:
         if names is None:
             return names
-        unique = set(names)
+        context = info.context
+        seen = context.get(_SEEN) if type(context) is dict else None
+        if seen is None:
+            unique = len(set(names)) == len(names)
+        else:  # inside CacheGroupsConfig.model_validate*: one set for the whole config
+            before = len(seen)
+            seen.update(names)
+            # a shortfall is a name twice here, or one an earlier group has (the config's)
+            unique = len(seen) - before == len(names) or len(set(names)) == len(names)
         spec = info.data.get("kv_cache_spec")
-        if isinstance(spec, UniformTypeSpec) and set(spec.kv_cache_specs) != unique:
+        if isinstance(spec, UniformTypeSpec) and set(spec.kv_cache_specs) != set(names):
             members = list(spec.kv_cache_specs)  # a JSON object's key order means nothing
             raise PydanticCustomError(
                 "uniform_type_layers",
                 "a uniform-type group's layer_names must be its members ({members}), got {names}",
                 {"members": _short(members), "names": _short(names)},
             )
-        if len(unique) == len(names):
+        if unique:
             return names
-        seen: dict[str, int] = {}
+        first_at: dict[str, int] = {}
         errors: list[InitErrorDetails] = []
         for position, name in enumerate(names):
-            if name in seen:
+            if name in first_at:
                 errors.append(
                     _error(
                         "duplicate_layer",
                         "layer {name} is listed twice in this group (positions {first} and {again})",
-                        {"name": name, "first": seen[name], "again": position},
+                        {"name": name, "first": first_at[name], "again": position},
                         (position,),
                         name,
                     )
                 )
             else:
-                seen[name] = position
+                first_at[name] = position
         raise ValidationError.from_exception_data(cls.__name__, errors)
 
 
@@ -148,30 +171,46 @@ class CacheGroupsConfig(BaseModel):
             )
         return version
 
-    @model_validator(mode="after")
-    def _layers_once(self) -> CacheGroupsConfig:
-        groups = self.kv_cache_groups
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        """Validate a Python object (see pydantic's ``BaseModel.model_validate``)."""
+        return super().model_validate(obj, **_one_name_set(kwargs))
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
+        """Validate a JSON document (see pydantic's ``BaseModel.model_validate_json``)."""
+        return super().model_validate_json(json_data, **_one_name_set(kwargs))
+
+    @field_validator("kv_cache_groups")
+    @classmethod
+    def _layers_once(
+        cls, groups: list[CacheGroupSpec], info: ValidationInfo
+    ) -> list[CacheGroupSpec]:
         if len(groups) == 1:
-            return self
+            return groups
         names = [group.layer_names for group in groups]
-        if None not in names:  # the usual case, checked at C speed; the loop below explains
+        if None not in names:
+            context = info.context
+            seen = context.get(_SEEN) if type(context) is dict else None
             listed = sum(map(len, names))  # type: ignore[arg-type]
-            if len(set(chain.from_iterable(names))) == listed:  # type: ignore[arg-type]
-                return self
+            # Every name once, in every group: the union is as long as the lists.  The groups
+            # built that union as they were validated (see _one_name_set); groups passed in as
+            # instances were not, and a union without them falls short: the loops below decide.
+            if len(seen if seen is not None else set().union(*names)) == listed:  # type: ignore[arg-type]
+                return groups
         errors: list[InitErrorDetails] = []
-        if len(groups) > 1:
-            for index, group in enumerate(groups):
-                if group.layer_names is None:
-                    errors.append(
-                        _error(
-                            "all_layers_not_alone",
-                            "layer_names is null (every layer) but the config has {count} "
-                            "groups; list each group's layers",
-                            {"count": len(groups)},
-                            ("kv_cache_groups", index, "layer_names"),
-                            None,
-                        )
+        for index, group in enumerate(groups):
+            if group.layer_names is None:
+                errors.append(
+                    _error(
+                        "all_layers_not_alone",
+                        "layer_names is null (every layer) but the config has {count} "
+                        "groups; list each group's layers",
+                        {"count": len(groups)},
+                        (index, "layer_names"),
+                        None,
                     )
+                )
         owner: dict[str, int] = {}
         for index, group in enumerate(groups):
             for position, name in enumerate(group.layer_names or ()):
@@ -183,13 +222,13 @@ class CacheGroupsConfig(BaseModel):
                             "layer {name} is in group {first} and group {again}; "
                             "a layer belongs to one group",
                             {"name": name, "first": first, "again": index},
-                            ("kv_cache_groups", index, "layer_names", position),
+                            (index, "layer_names", position),
                             name,
                         )
                     )
         if errors:
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
-        return self
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return groups
 
     @property
     def layer_count(self) -> int | None:

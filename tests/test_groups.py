@@ -1,8 +1,12 @@
 """CacheGroupSpec and CacheGroupsConfig rules."""
 
+import json
+from typing import Any
+
 import pytest
 from hypothesis import given
-from pydantic import ValidationError
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from kvschema import (
     SCHEMA_VERSION,
@@ -17,6 +21,7 @@ FULL = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf1
 SLIDING = SlidingWindowSpec(
     page_size=16, num_kv_heads=8, head_size=128, dtype="bf16", sliding_window=512
 )
+MAMBA = {"kind": "mamba", "page_size": 1, "shapes": [[4]], "dtype": "fp32"}
 
 
 def config(*groups: CacheGroupSpec, num_pages: int = 64) -> CacheGroupsConfig:
@@ -111,3 +116,63 @@ def test_group_spec_is_discriminated_from_documents() -> None:
     )
     assert cfg.kv_cache_groups[0].kv_cache_spec == SLIDING
     assert cfg.kv_cache_groups[1].kv_cache_spec == FULL
+
+
+def _errors(call: Any) -> list[tuple[str, tuple[Any, ...]]] | None:
+    try:
+        call()
+    except ValidationError as err:
+        return sorted((e["type"], e["loc"]) for e in err.errors())
+    return None
+
+
+@given(
+    config=cache_groups_configs(max_layers=24),
+    moves=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), max_size=3),
+    as_instances=st.booleans(),
+)
+def test_every_validation_path_gives_the_same_verdict(
+    config: CacheGroupsConfig, moves: list[tuple[int, int]], as_instances: bool
+) -> None:
+    # model_validate* share one set of layer names across the groups; __init__, a TypeAdapter
+    # and a caller's own context take the two-pass check.  Copying names between groups (or
+    # within one) must be caught the same way by each, with the same errors.
+    data = config.model_dump(mode="json")
+    groups = data["kv_cache_groups"]
+    named = [g for g in groups if g["layer_names"]]
+    for source, target in moves:
+        if named:
+            src, dst = named[source % len(named)], named[target % len(named)]
+            dst["layer_names"].append(src["layer_names"][source % len(src["layer_names"])])
+    if as_instances:  # groups that are already models are not validated again
+        data["kv_cache_groups"] = [
+            CacheGroupSpec.model_validate(g)
+            if len(set(g["layer_names"] or ())) == len(g["layer_names"] or ())
+            else g
+            for g in groups
+        ]
+    text = json.dumps(data, default=lambda m: m.model_dump(mode="json"))
+    reference = _errors(lambda: CacheGroupsConfig(**data))
+    assert _errors(lambda: CacheGroupsConfig.model_validate(data)) == reference
+    assert _errors(lambda: CacheGroupsConfig.model_validate(data, context={})) == reference
+    assert _errors(lambda: TypeAdapter(CacheGroupsConfig).validate_python(data)) == reference
+    assert _errors(lambda: CacheGroupsConfig.model_validate_json(text)) == _errors(
+        lambda: TypeAdapter(CacheGroupsConfig).validate_json(text)
+    )
+    if not moves:
+        assert reference is None
+
+
+def test_a_callers_context_is_left_alone() -> None:
+    context: dict[str, Any] = {"mine": 1}
+    config = CacheGroupsConfig.model_validate(
+        {
+            "num_pages": 4,
+            "kv_cache_groups": [
+                {"kv_cache_spec": MAMBA, "layer_names": ["a"]},
+                {"kv_cache_spec": MAMBA, "layer_names": ["b"]},
+            ],
+        },
+        context=context,
+    )
+    assert context == {"mine": 1} and config.layer_count == 2
