@@ -318,3 +318,10 @@ def test_console_script_output_that_cannot_be_written() -> None:
         )
     assert done.returncode == 2
     assert done.stderr.startswith("kvschema: cannot write the output: No space left on device")
+
+
+def test_console_script_interrupted() -> None:
+    child = "import kvschema.cli as cli\ndef stop():\n    raise KeyboardInterrupt\ncli.main = stop\ncli.run()\n"
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 130
+    assert done.stderr == "kvschema: interrupted\n"
