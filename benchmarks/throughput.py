@@ -3,7 +3,9 @@
 kvschema (parse + every rule) against jsonschema and jsonschema-rs (each parsing the JSON and
 validating it against our exported schema: structure only) and msgspec (decoding the same
 structure into typed structs, no rules).  Targets: >= 50x faster than jsonschema, no slower
-than jsonschema-rs, <= 2x msgspec.  Run: python benchmarks/throughput.py
+than jsonschema-rs, <= 2x msgspec.  The same structure as plain pydantic models (no rules, no
+constraints) is timed too: the floor of any pydantic validator.
+Run: python benchmarks/throughput.py
 """
 
 import json
@@ -85,6 +87,53 @@ def _msgspec_decoder() -> Any:
     return msgspec.json.Decoder(Config)
 
 
+def _plain_pydantic() -> Any:
+    """The same structure as plain pydantic models: no rules, no constraints (pydantic's floor)."""
+    from typing import Annotated, Literal
+
+    from pydantic import BaseModel, Field
+
+    class Full(BaseModel):
+        kind: Literal["full_attention"]
+        page_size: int
+        num_kv_heads: int
+        head_size: int
+        dtype: str
+        use_mla: bool = False
+        sliding_window: int | None = None
+        attention_chunk_size: int | None = None
+        page_size_padded: int | None = None
+
+    class Sliding(BaseModel):
+        kind: Literal["sliding_window"]
+        page_size: int
+        num_kv_heads: int
+        head_size: int
+        dtype: str
+        sliding_window: int
+        use_mla: bool = False
+        page_size_padded: int | None = None
+
+    class Mamba(BaseModel):
+        kind: Literal["mamba"]
+        page_size: int
+        shapes: list[list[int]]
+        dtype: str | None = None
+        dtypes: list[str] | None = None
+        page_size_padded: int | None = None
+
+    class Group(BaseModel):
+        kv_cache_spec: Annotated[Full | Sliding | Mamba, Field(discriminator="kind")]
+        layer_names: list[str] | None = None
+
+    class Config(BaseModel):
+        schema_version: int = 1
+        num_pages: int
+        kv_cache_groups: list[Group]
+
+    return Config
+
+
 def main(runs: int = 15) -> list[list[str]]:
     schema = json.loads((ROOT / "schemas" / "cache-groups-config.schema.json").read_text())
     rows = [["document", "validator", "median us", "kvschema is"]]
@@ -94,6 +143,8 @@ def main(runs: int = 15) -> list[list[str]]:
         ours = median(time_call(ours_call, runs, inner=200)) * 1e6
         rows.append([f"{layers} layers", "kvschema", f"{ours:.1f}", ""])
         others: dict[str, Any] = {}
+        plain = _plain_pydantic()
+        others["pydantic, no rules"] = (lambda text=text, p=plain: p.model_validate_json(text), 200)
         try:
             import jsonschema
 
