@@ -24,18 +24,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kvschema.attention import ATTENTION_SPECS
-from kvschema.errors import InvalidArgumentError, KVSchemaError, SpecMergeError, positive_int_arg
+from kvschema.errors import InvalidArgumentError, KVSchemaError, positive_int_arg
+from kvschema.grouping import hybrid_groups, layer_map, per_layer_groups
 from kvschema.groups import CacheGroupsConfig, CacheGroupSpec
-from kvschema.merge import merge_specs
 from kvschema.sharding import shard_spec
 from kvschema.spec_base import _cdiv
 from kvschema.specs import (
     CacheSpec,
-    MambaSpec,
     UniformTypeSpec,
 )
-from kvschema.uniform import family
 
 __all__ = [
     "CachePlan",
@@ -201,132 +198,6 @@ def stage_sizes(num_layers: int, pipeline_parallel_size: int) -> list[int]:
     return sizes
 
 
-# -- grouping -----------------------------------------------------------------------------
-
-
-def _layer_map(layers: Mapping[str, Any] | Sequence[CacheGroupSpec]) -> dict[str, CacheSpec]:
-    if isinstance(layers, Mapping):
-        out = dict(layers)
-    elif isinstance(layers, Sequence) and not isinstance(layers, (str, bytes)):
-        out = {}
-        for index, group in enumerate(layers):
-            if not isinstance(group, CacheGroupSpec):
-                raise InvalidArgumentError(
-                    f"layers[{index}] is a {type(group).__name__}, not a CacheGroupSpec"
-                )
-            spec = group.kv_cache_spec
-            if group.layer_names is None:
-                raise InvalidArgumentError(
-                    "planning needs each group's layer_names (null means 'every layer', "
-                    "which does not say how many)"
-                )
-            for name in group.layer_names:
-                member = spec.kv_cache_specs[name] if isinstance(spec, UniformTypeSpec) else spec
-                if name in out:
-                    raise InvalidArgumentError(f"layer {name} is in two groups", layer=name)
-                out[name] = member
-    else:
-        raise InvalidArgumentError(
-            "layers must map layer name to spec, or be a list of CacheGroupSpec; "
-            f"got {type(layers).__name__}"
-        )
-    if not out:
-        raise InvalidArgumentError("layers is empty: nothing to plan")
-    for name, spec in out.items():
-        if not isinstance(spec, (*ATTENTION_SPECS, MambaSpec)):
-            raise InvalidArgumentError(
-                f"layer {name!r} is a {type(spec).__name__}, not a per-layer spec", layer=name
-            )
-    return out
-
-
-def _distinct(specs: dict[str, CacheSpec]) -> dict[CacheSpec, list[str]]:
-    """Equal specs → their layers, in order of first appearance."""
-    buckets: dict[CacheSpec, list[str]] = {}
-    for name, spec in specs.items():
-        buckets.setdefault(spec, []).append(name)
-    return buckets
-
-
-def _uniform_type(specs: dict[str, CacheSpec], distinct: list[CacheSpec]) -> UniformTypeSpec | None:
-    if not all(isinstance(spec, ATTENTION_SPECS) for spec in distinct):
-        return None
-    if len({spec.page_size for spec in distinct}) != 1 or len({family(s) for s in distinct}) != 1:
-        return None
-    return UniformTypeSpec(page_size=distinct[0].page_size, kv_cache_specs=specs)
-
-
-def _unify_pages(spec: CacheSpec, largest: int, name: str) -> CacheSpec:
-    page = spec.page_size_bytes
-    if page == largest:
-        return spec
-    if isinstance(spec, ATTENTION_SPECS) and largest % page == 0:
-        return spec.model_copy(update={"page_size": spec.page_size * (largest // page)})
-    if isinstance(spec, ATTENTION_SPECS) and spec.use_mla:
-        raise InvalidArgumentError(
-            f"layer {name}: an MLA page of {page} bytes does not divide the largest page "
-            f"({largest} bytes), and MLA pages cannot be padded",
-            layer=name,
-        )
-    return spec.model_copy(update={"page_size_padded": largest})
-
-
-def _hybrid_groups(specs: dict[str, CacheSpec]) -> list[tuple[CacheSpec, list[str]]]:
-    buckets = _distinct(specs)
-    distinct = list(buckets)
-    names = list(specs)
-    try:  # 1. one spec for every layer
-        return [(merge_specs({buckets[s][0]: s for s in distinct}), names)]
-    except SpecMergeError:
-        pass
-    uniform = _uniform_type(specs, distinct)  # 2. one family, mixed geometry
-    if uniform is not None:
-        return [(uniform, names)]
-    largest = max(spec.page_size_bytes for spec in distinct)  # 3. one page size
-    unified: dict[CacheSpec, list[str]] = {}
-    for spec, layers in buckets.items():
-        unified.setdefault(_unify_pages(spec, largest, layers[0]), []).extend(layers)
-    joined: list[tuple[CacheSpec, list[str]]] = []  # 4. buckets, joined when they merge
-    for spec, layers in unified.items():
-        for index, (earlier, earlier_layers) in enumerate(joined):
-            try:
-                merged = merge_specs([earlier, spec])
-            except SpecMergeError:
-                continue
-            joined[index] = (merged, earlier_layers + layers)
-            break
-        else:
-            joined.append((spec, list(layers)))
-    order = {name: i for i, name in enumerate(names)}
-    joined = [(spec, sorted(layers, key=order.__getitem__)) for spec, layers in joined]
-    sizes = [len(layers) for _, layers in joined]
-    group_size = min(sizes)
-    if max(sizes) < group_size * 1.5:
-        group_size = max(sizes)
-    groups: list[tuple[CacheSpec, list[str]]] = []
-    for spec, layers in joined:
-        count = _cdiv(len(layers), group_size)
-        groups.extend((spec, layers[i::count]) for i in range(count))
-    return groups
-
-
-def _per_layer_groups(specs: dict[str, CacheSpec]) -> list[tuple[CacheSpec, list[str]]]:
-    by_type: dict[str, dict[CacheSpec, list[str]]] = {}
-    for spec, layers in _distinct(specs).items():
-        by_type.setdefault(spec.type_id, {})[spec] = layers
-    groups: list[tuple[CacheSpec, list[str]]] = []
-    order = {name: i for i, name in enumerate(specs)}
-    for buckets in by_type.values():
-        try:
-            merged = merge_specs({layers[0]: spec for spec, layers in buckets.items()})
-        except SpecMergeError:  # equal type_id, different geometry: one group per geometry
-            groups.extend(buckets.items())
-            continue
-        layers = sorted((n for names in buckets.values() for n in names), key=order.__getitem__)
-        groups.append((merged, layers))
-    return groups
-
-
 # -- sizing -------------------------------------------------------------------------------
 
 
@@ -406,9 +277,9 @@ def plan_cache(
     budgets = _budgets(available_bytes, pp)
     tokens = batched * pp * (2 if async_scheduling and pp == 1 else 1)
 
-    layer_map = _layer_map(layers)
-    sharded = layer_map if specs_per_rank else {n: shard_spec(s, tp) for n, s in layer_map.items()}
-    grouped = _hybrid_groups(sharded) if strategy == "hybrid" else _per_layer_groups(sharded)
+    by_name = layer_map(layers)
+    sharded = by_name if specs_per_rank else {n: shard_spec(s, tp) for n, s in by_name.items()}
+    grouped = hybrid_groups(sharded) if strategy == "hybrid" else per_layer_groups(sharded)
     pages = [_pages_per_request(spec, max_len, tokens) for spec, _ in grouped]
     total_pages = sum(pages)
 
