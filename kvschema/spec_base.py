@@ -36,29 +36,23 @@ PositiveInt = Annotated[int, Strict(), Ge(1), Le(MAX_INT)]
 # A derived value's key in a document -> the input-only field that takes it.
 _GIVEN = {"type_id": "given_type_id", "page_size_bytes": "given_page_size_bytes"}
 
-_GIVEN_NOTE = "Input only: {key} as a document carries it, checked against the fields; always None."
+
+def _given(key: str) -> Any:
+    """The field info of the input-only field that takes ``key`` from a document."""
+    return Field(
+        validation_alias=key,
+        exclude=True,
+        repr=False,
+        description=f"Input only: {key} as a document carries it, checked against the fields; "
+        "always None.",
+    )
+
 
 #: The field a spec kind declares last to take a ``type_id`` a document carries (see ``_SpecBase``).
-GivenTypeId = Annotated[
-    Any,
-    Field(
-        validation_alias="type_id",
-        exclude=True,
-        repr=False,
-        description=_GIVEN_NOTE.format(key="type_id"),
-    ),
-]
+GivenTypeId = Annotated[Any, _given("type_id")]
 
 #: The field a spec kind declares last to take a ``page_size_bytes`` a document carries.
-GivenPageBytes = Annotated[
-    Any,
-    Field(
-        validation_alias="page_size_bytes",
-        exclude=True,
-        repr=False,
-        description=_GIVEN_NOTE.format(key="page_size_bytes"),
-    ),
-]
+GivenPageBytes = Annotated[Any, _given("page_size_bytes")]
 
 
 def _cdiv(a: int, b: int) -> int:
