@@ -61,25 +61,30 @@ class MambaSpec(_SpecBase):
     given_type_id: GivenTypeId = None
     given_page_size_bytes: GivenPageBytes = None
 
-    @model_validator(mode="after")
-    def _one_dtype_form(self) -> MambaSpec:
+    def _form_error(self) -> PydanticCustomError | None:
+        """What breaks the dtype rule: exactly one of dtype and dtypes, one dtype per shape."""
         if (self.dtype is None) == (self.dtypes is None):
-            raise PydanticCustomError(
+            return PydanticCustomError(
                 "mamba_dtype_form",
                 "give dtype (every state) or dtypes (one per state), exactly one of them",
             )
         if self.dtypes is not None and len(self.dtypes) != len(self.shapes):
-            raise PydanticCustomError(
+            return PydanticCustomError(
                 "mamba_dtypes_count",
                 "dtypes has {dtypes} entries for {shapes} state shapes; give one per shape",
                 {"dtypes": len(self.dtypes), "shapes": len(self.shapes)},
             )
+        return None
+
+    @model_validator(mode="after")
+    def _one_dtype_form(self) -> MambaSpec:
+        error = self._form_error()
+        if error is not None:
+            raise error
         return self
 
     def _consistent(self) -> bool:
-        if (self.dtype is None) == (self.dtypes is None):
-            return False
-        return self.dtypes is None or len(self.dtypes) == len(self.shapes)
+        return self._form_error() is None
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:

@@ -61,8 +61,8 @@ class UniformTypeSpec(_SpecBase):
     given_type_id: GivenTypeId = None
     given_page_size_bytes: GivenPageBytes = None
 
-    @model_validator(mode="after")
-    def _one_type(self) -> UniformTypeSpec:
+    def _type_errors(self) -> list[InitErrorDetails]:
+        """What breaks the rule of one page size and one family across the members."""
         errors: list[InitErrorDetails] = []
         families = {family(spec) for spec in self.kv_cache_specs.values()}
         for name, spec in self.kv_cache_specs.items():
@@ -91,15 +91,17 @@ class UniformTypeSpec(_SpecBase):
                     "input": sorted(families),
                 }
             )
+        return errors
+
+    @model_validator(mode="after")
+    def _one_type(self) -> UniformTypeSpec:
+        errors = self._type_errors()
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
     def _consistent(self) -> bool:
-        specs = self.kv_cache_specs.values()
-        return len({family(spec) for spec in specs}) == 1 and all(
-            spec.page_size == self.page_size for spec in specs
-        )
+        return not self._type_errors()
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
