@@ -164,7 +164,8 @@ def canonical_dtype(dtype: Any) -> str:
     kvschema.errors.DTypeError: dtype 'int4' has 4 bits per element, less than a byte; kvschema sizes caches in whole bytes per element (store packed values as uint8)
     """
     if isinstance(dtype, str):
-        return _from_name(dtype, _shown(dtype))
+        found = _LOOKUP.get(dtype)  # the usual case: a name or an alias, looked up at once
+        return found if found is not None else _from_name(dtype, _shown(dtype))
     if (
         any(dtype is t for t in _PY_TYPES)
         or dtype is None
@@ -187,10 +188,6 @@ def dtype_size(dtype: Any) -> int:
 
 
 def _validate_dtype(value: Any) -> str:
-    if type(value) is str:  # the usual case first: a name or an alias
-        found = _LOOKUP.get(value)
-        if found is not None:
-            return found
     try:
         return canonical_dtype(value)
     except DTypeError as err:
