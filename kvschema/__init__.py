@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 from kvschema._version import __version__
 
 if TYPE_CHECKING:
-    from kvschema.compat import CompatibilityReport, check_compatible
-    from kvschema.dtypes import DTYPE_ALIASES, DTYPE_SIZES, canonical_dtype, dtype_size
     from kvschema.errors import (
         DTypeError,
         InvalidArgumentError,
@@ -27,19 +25,22 @@ if TYPE_CHECKING:
         MaskDetailsError,
         SpecMergeError,
     )
-    from kvschema.exchange import fingerprint, layout_fingerprint, to_canonical_json
-    from kvschema.groups import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
-    from kvschema.masks import (
+    from kvschema.exchange.canonical import fingerprint, layout_fingerprint, to_canonical_json
+    from kvschema.exchange.compat import CompatibilityReport, check_compatible
+    from kvschema.exchange.schema import json_schemas
+    from kvschema.layout.config import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
+    from kvschema.layout.masks import (
         AttnMaskType,
         MaskDetail,
         create_kv_cache_specs_from_config,
         groups_from_mask_details,
     )
-    from kvschema.merge import merge_specs
-    from kvschema.planner import CachePlan, InsufficientMemoryError, plan_cache
-    from kvschema.schema import json_schemas
-    from kvschema.sharding import shard_spec
-    from kvschema.specs import (
+    from kvschema.planning.plan import CachePlan, InsufficientMemoryError
+    from kvschema.planning.planner import plan_cache
+    from kvschema.spec.dtypes import DTYPE_ALIASES, DTYPE_SIZES, canonical_dtype, dtype_size
+    from kvschema.spec.merge import merge_specs
+    from kvschema.spec.sharding import shard_spec
+    from kvschema.spec.union import (
         CacheSpec,
         ChunkedLocalAttentionSpec,
         FullAttentionSpec,
@@ -50,40 +51,40 @@ if TYPE_CHECKING:
     )
 
 _WHERE: dict[str, str] = {
-    "CompatibilityReport": "compat",
-    "check_compatible": "compat",
-    "fingerprint": "exchange",
-    "layout_fingerprint": "exchange",
-    "to_canonical_json": "exchange",
-    "AttnMaskType": "masks",
-    "CacheGroupSpec": "groups",
-    "CacheGroupsConfig": "groups",
-    "CachePlan": "planner",
-    "CacheSpec": "specs",
-    "ChunkedLocalAttentionSpec": "specs",
-    "DTYPE_ALIASES": "dtypes",
-    "DTYPE_SIZES": "dtypes",
+    "CompatibilityReport": "exchange.compat",
+    "check_compatible": "exchange.compat",
+    "fingerprint": "exchange.canonical",
+    "layout_fingerprint": "exchange.canonical",
+    "to_canonical_json": "exchange.canonical",
+    "AttnMaskType": "layout.masks",
+    "CacheGroupSpec": "layout.config",
+    "CacheGroupsConfig": "layout.config",
+    "CachePlan": "planning.plan",
+    "CacheSpec": "spec.union",
+    "ChunkedLocalAttentionSpec": "spec.union",
+    "DTYPE_ALIASES": "spec.dtypes",
+    "DTYPE_SIZES": "spec.dtypes",
     "DTypeError": "errors",
-    "FullAttentionSpec": "specs",
-    "InsufficientMemoryError": "planner",
+    "FullAttentionSpec": "spec.union",
+    "InsufficientMemoryError": "planning.plan",
     "InvalidArgumentError": "errors",
     "KVSchemaError": "errors",
-    "MambaSpec": "specs",
-    "MaskDetail": "masks",
+    "MambaSpec": "spec.union",
+    "MaskDetail": "layout.masks",
     "MaskDetailsError": "errors",
-    "SCHEMA_VERSION": "groups",
-    "SlidingWindowSpec": "specs",
+    "SCHEMA_VERSION": "layout.config",
+    "SlidingWindowSpec": "spec.union",
     "SpecMergeError": "errors",
-    "UniformTypeSpec": "specs",
-    "canonical_dtype": "dtypes",
-    "create_kv_cache_specs_from_config": "masks",
-    "dtype_size": "dtypes",
-    "groups_from_mask_details": "masks",
-    "json_schemas": "schema",
-    "merge_specs": "merge",
-    "parse_spec": "specs",
-    "plan_cache": "planner",
-    "shard_spec": "sharding",
+    "UniformTypeSpec": "spec.union",
+    "canonical_dtype": "spec.dtypes",
+    "create_kv_cache_specs_from_config": "layout.masks",
+    "dtype_size": "spec.dtypes",
+    "groups_from_mask_details": "layout.masks",
+    "json_schemas": "exchange.schema",
+    "merge_specs": "spec.merge",
+    "parse_spec": "spec.union",
+    "plan_cache": "planning.planner",
+    "shard_spec": "spec.sharding",
 }
 
 __all__ = [

@@ -20,7 +20,6 @@ __all__ = [
     "KVSchemaWarning",
     "MaskDetailsError",
     "SpecMergeError",
-    "positive_int_arg",
 ]
 
 
@@ -88,16 +87,3 @@ class MaskDetailsError(KVSchemaError):
     """
 
     error_type: ClassVar[str] = "mask_details"
-
-
-def positive_int_arg(name: str, value: Any) -> int:
-    """``value`` when it is an int >= 1 (not a bool), else an :class:`InvalidArgumentError`.
-
-    >>> positive_int_arg("max_model_len", 0)
-    Traceback (most recent call last):
-    ...
-    kvschema.errors.InvalidArgumentError: max_model_len must be an int >= 1, got 0
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"{name} must be an int >= 1, got {value!r}", **{name: value})
-    return value

@@ -42,11 +42,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax
         "kvschema.jax needs jax; install it with: pip install 'kvschema[jax]'"
     ) from exc
 
-from kvschema.attention import ATTENTION_SPECS
-from kvschema.dtypes import canonical_dtype, dtype_size
 from kvschema.errors import InvalidArgumentError, KVSchemaError
-from kvschema.groups import CacheGroupsConfig
-from kvschema.specs import (
+from kvschema.layout.config import CacheGroupsConfig
+from kvschema.spec.attention import ATTENTION_SPECS
+from kvschema.spec.dtypes import canonical_dtype, dtype_size
+from kvschema.spec.union import (
     CacheSpec,
     ChunkedLocalAttentionSpec,
     FullAttentionSpec,

@@ -22,10 +22,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without hypothes
         "kvschema.strategies needs hypothesis; install it with: pip install 'kvschema[test]'"
     ) from exc
 
-from kvschema.dtypes import DTYPE_ALIASES, DTYPE_SIZES, dtype_size
-from kvschema.groups import CacheGroupsConfig, CacheGroupSpec
-from kvschema.masks import AttnMaskType, MaskDetail
-from kvschema.specs import (
+from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
+from kvschema.layout.masks import AttnMaskType, MaskDetail
+from kvschema.spec.dtypes import DTYPE_ALIASES, DTYPE_SIZES, dtype_size
+from kvschema.spec.union import (
     CacheSpec,
     ChunkedLocalAttentionSpec,
     FullAttentionSpec,

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from kvschema import FullAttentionSpec, SlidingWindowSpec, plan_cache
-from kvschema.chart import plan_chart
 from kvschema.cli import main
+from kvschema.cli.chart import plan_chart
 
 ROOT = Path(__file__).resolve().parent.parent
 HF = ROOT / "tests" / "fixtures" / "hf"

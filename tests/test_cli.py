@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kvschema.cli import main
-from kvschema.commands import _Style
+from kvschema.cli.commands import _Style
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -285,7 +285,7 @@ def test_console_script_exit_code_output_and_atexit_handlers() -> None:
 def test_console_script_reader_closing_the_pipe_early() -> None:
     # a megabyte of output: more than a pipe holds, so the writer meets the closed pipe
     child = (
-        "import sys, kvschema.cli as cli\n"
+        "import sys, kvschema.cli.app as cli\n"
         "cli.main = lambda: [print('x' * 1000) for _ in range(1000)] and 0\n"
         "cli.run()\n"
     )
@@ -321,7 +321,7 @@ def test_console_script_output_that_cannot_be_written() -> None:
 
 
 def test_console_script_interrupted() -> None:
-    child = "import kvschema.cli as cli\ndef stop():\n    raise KeyboardInterrupt\ncli.main = stop\ncli.run()\n"
+    child = "import kvschema.cli.app as cli\ndef stop():\n    raise KeyboardInterrupt\ncli.main = stop\ncli.run()\n"
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 130
     assert done.stderr == "kvschema: interrupted\n"

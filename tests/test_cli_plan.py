@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from kvschema.cli import main
-from kvschema.units import human_bytes, parse_size, parse_sizes
+from kvschema.cli.units import human_bytes, parse_size, parse_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 GEMMA = str(ROOT / "examples" / "plan" / "gemma3-27b-layers.yaml")

@@ -22,8 +22,8 @@ from kvschema import (
     parse_spec,
     to_canonical_json,
 )
-from kvschema.exchange import MIGRATIONS, UnsupportedVersionError, migrate, read_config
-from kvschema.groups import SCHEMA_VERSION
+from kvschema.exchange.canonical import MIGRATIONS, UnsupportedVersionError, migrate, read_config
+from kvschema.layout.config import SCHEMA_VERSION
 from kvschema.strategies import cache_groups_configs, cache_specs
 
 FULL = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
@@ -268,7 +268,7 @@ def test_newer_version_is_refused_naming_both() -> None:
 
 def test_older_version_is_migrated(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pretend this kvschema writes version 2, where version 1's `pages` became `num_pages`."""
-    import kvschema.exchange as exchange
+    import kvschema.exchange.canonical as exchange
 
     monkeypatch.setattr(exchange, "SCHEMA_VERSION", 2)
     monkeypatch.setitem(

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvschema.fanout import ITEMS_PER_JOB, _slices, auto_jobs, can_fork, fan_out
+from kvschema.cli.fanout import ITEMS_PER_JOB, _slices, auto_jobs, can_fork, fan_out
 
 ROOT = Path(__file__).resolve().parent.parent
 linux_only = pytest.mark.skipif(
@@ -27,7 +27,7 @@ linux_only = pytest.mark.skipif(
 
 def fresh(code: str) -> Any:
     """Run ``code`` (which sets ``result``) in a new interpreter; return ``result`` as JSON."""
-    program = "from kvschema.fanout import fan_out, can_fork\nimport os\nPARENT = os.getpid()\n"
+    program = "from kvschema.cli.fanout import fan_out, can_fork\nimport os\nPARENT = os.getpid()\n"
     program += textwrap.dedent(code) + "\nimport json\nprint(json.dumps(result))\n"
     done = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, check=True

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from kvschema.hf import layers_from_hf_config
-from kvschema.hf_families import FAMILY_DEFAULTS
+from kvschema.models.families import FAMILY_DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "hf"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from kvschema import CacheGroupsConfig, CacheGroupSpec, json_schemas, parse_spec
-from kvschema.schema import SCHEMA_NAMES, check_schemas, render_schema
+from kvschema.exchange.schema import SCHEMA_NAMES, check_schemas, render_schema
 from kvschema.strategies import cache_groups_configs, cache_specs, dtype_inputs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kvschema.attention import ATTENTION_SPECS
 from kvschema.errors import InvalidArgumentError, SpecMergeError
-from kvschema.groups import CacheGroupSpec
-from kvschema.merge import merge_specs
-from kvschema.spec_base import _cdiv
-from kvschema.specs import CacheSpec, MambaSpec, UniformTypeSpec
-from kvschema.uniform import family
+from kvschema.layout.config import CacheGroupSpec
+from kvschema.spec.attention import ATTENTION_SPECS
+from kvschema.spec.base import _cdiv
+from kvschema.spec.merge import merge_specs
+from kvschema.spec.uniform import family
+from kvschema.spec.union import CacheSpec, MambaSpec, UniformTypeSpec
 
 __all__ = ["hybrid_groups", "layer_map", "per_layer_groups"]
 

@@ -69,8 +69,8 @@ def _issue_dict(issue: Any, documents: int) -> dict[str, Any]:
 
 def _check_file(name: str, args: argparse.Namespace, limits: Any) -> dict[str, Any]:
     """The report entry of one file: whether it is ok, its kinds and its errors (plain data)."""
-    from kvschema.checking import check_document
-    from kvschema.loaders import LoadError, load_file
+    from kvschema.cli.checking import check_document
+    from kvschema.cli.loaders import LoadError, load_file
 
     entry: dict[str, Any] = {"file": name, "ok": True, "documents": 0, "errors": []}
     try:
@@ -113,9 +113,9 @@ def _check_file(name: str, args: argparse.Namespace, limits: Any) -> dict[str, A
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import kvschema.checking  # noqa: F401  (built here, before any fork, so workers share it)
-    from kvschema.fanout import fan_out
-    from kvschema.loaders import Limits, preload
+    import kvschema.cli.checking  # noqa: F401  (built here, before any fork, so workers share it)
+    from kvschema.cli.fanout import fan_out
+    from kvschema.cli.loaders import Limits, preload
 
     limits = Limits(max_bytes=args.max_bytes, max_depth=args.max_depth, max_values=args.max_values)
     style = _Style(sys.stdout)
@@ -154,7 +154,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from kvschema.schema import check_schemas, write_schemas
+    from kvschema.exchange.schema import check_schemas, write_schemas
 
     out = Path(args.out)
     if args.check:
@@ -177,8 +177,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def _read_one(name: str, kind: str, args: argparse.Namespace) -> tuple[int, Any]:
     """Load and validate the one document of ``name`` as ``kind``; print errors on failure."""
-    from kvschema.checking import read_document
-    from kvschema.loaders import LoadError, load_file
+    from kvschema.cli.checking import read_document
+    from kvschema.cli.loaders import LoadError, load_file
 
     style = _Style(sys.stderr)
     try:
@@ -199,7 +199,7 @@ def _read_one(name: str, kind: str, args: argparse.Namespace) -> tuple[int, Any]
 
 def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
     from kvschema.errors import KVSchemaError
-    from kvschema.hf import layers_from_hf_config
+    from kvschema.models.hf import layers_from_hf_config
 
     try:
         return EXIT_OK, layers_from_hf_config(
@@ -214,7 +214,7 @@ def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from kvschema.tables import layers_table
+    from kvschema.cli.tables import layers_table
 
     code, layers = _hf_layers(args)
     if code != EXIT_OK:
@@ -236,9 +236,9 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from kvschema.cli.tables import plan_table
     from kvschema.errors import KVSchemaError
-    from kvschema.planner import plan_cache
-    from kvschema.tables import plan_table
+    from kvschema.planning.planner import plan_cache
 
     per_rank = args.hf_config is not None
     if per_rank:
@@ -266,7 +266,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"kvschema plan: {err.message} [{err.error_type}]", file=sys.stderr)
         return EXIT_INVALID
     if args.chart is not None:
-        from kvschema.chart import plan_chart
+        from kvschema.cli.chart import plan_chart
 
         source = args.hf_config or args.layers or args.groups
         try:
@@ -284,8 +284,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from kvschema.compat import check_compatible
     from kvschema.errors import KVSchemaError
+    from kvschema.exchange.compat import check_compatible
 
     configs = []
     for name in (args.a, args.b):

@@ -18,8 +18,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 from pydantic_core import PydanticCustomError
 
 from kvschema.errors import InvalidArgumentError, MaskDetailsError
-from kvschema.groups import CacheGroupSpec
-from kvschema.specs import (
+from kvschema.layout.group import CacheGroupSpec
+from kvschema.spec.union import (
     CacheSpec,
     ChunkedLocalAttentionSpec,
     FullAttentionSpec,

@@ -19,9 +19,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from kvschema.dtypes import DTypeName, dtype_size
-from kvschema.errors import positive_int_arg
-from kvschema.spec_base import (
+from kvschema._args import positive_int_arg
+from kvschema.spec.base import (
     GivenPageBytes,
     GivenTypeId,
     PositiveInt,
@@ -29,6 +28,7 @@ from kvschema.spec_base import (
     _cdiv,
     _SpecBase,
 )
+from kvschema.spec.dtypes import DTypeName, dtype_size
 
 __all__ = ["ATTENTION_SPECS", "ChunkedLocalAttentionSpec", "FullAttentionSpec", "SlidingWindowSpec"]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-from kvschema.planner import CachePlan
-from kvschema.units import human_bytes
+from kvschema.cli.units import human_bytes
+from kvschema.planning.plan import CachePlan
 
 __all__ = ["plan_chart"]
 

@@ -1,6 +1,6 @@
 """Checking loaded documents: recognise what a document is, validate it, and say where it is wrong.
 
->>> from kvschema.loaders import load_text
+>>> from kvschema.cli.loaders import load_text
 >>> (doc,) = load_text("kind: full_attention\\npage_size: 0\\nnum_kv_heads: 8\\n"
 ...                    "head_size: 128\\ndtype: bf16\\n", "yaml")
 >>> kind, issues = check_document(doc)
@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
+from kvschema.cli.loaders import Document
 from kvschema.errors import KVSchemaError
-from kvschema.groups import CacheGroupsConfig, CacheGroupSpec
-from kvschema.loaders import Document
-from kvschema.specs import CacheSpec, LayerName, spec_adapter
+from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
+from kvschema.spec.union import CacheSpec, LayerName, spec_adapter
 
 __all__ = [
     "DOCUMENT_KINDS",

@@ -21,9 +21,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kvschema.errors import InvalidArgumentError, positive_int_arg
-from kvschema.groups import CacheGroupsConfig
-from kvschema.specs import MambaSpec, UniformTypeSpec
+from kvschema._args import positive_int_arg
+from kvschema.errors import InvalidArgumentError
+from kvschema.layout.config import CacheGroupsConfig
+from kvschema.spec.union import MambaSpec, UniformTypeSpec
 
 __all__ = ["CompatibilityReport", "Difference", "check_compatible"]
 

@@ -79,6 +79,71 @@ def _add_derived_properties(schema: dict[str, Any]) -> None:
 LayerName = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=256)]
 
 
+def _named_specs(specs: Iterable[Any] | Mapping[str, Any]) -> list[tuple[str, Any]]:
+    if isinstance(specs, Mapping):
+        return [(str(name), spec) for name, spec in specs.items()]
+    if isinstance(specs, (str, bytes, BaseModel)) or not isinstance(specs, Iterable):
+        raise SpecMergeError(f"merge takes a list or mapping of specs, got {type(specs).__name__}")
+    return [(f"spec {i}", spec) for i, spec in enumerate(specs)]
+
+
+def _merged_value(field: str, named: list[tuple[str, Any]]) -> Any:
+    carriers: dict[Any, str] = {}
+    for name, spec in named:
+        value = getattr(spec, field)
+        if value is not None:
+            carriers.setdefault(value, name)
+    if len(carriers) > 1:
+        listed = ", ".join(f"{value} ({name})" for value, name in carriers.items())
+        raise SpecMergeError(
+            f"specs in one group record different {field} values: {listed}; "
+            "a group holds at most one",
+            field=field,
+            values=sorted(carriers),
+        )
+    return next(iter(carriers), None)
+
+
+def _merge_named(named: list[tuple[str, Any]]) -> Any:
+    """Merge named specs of one kind (``merge_specs`` after its checks of the kinds)."""
+    if not named:
+        raise SpecMergeError("cannot merge an empty list of specs")
+    first_name = named[0][0]
+    first = named[0][1]
+    if all(spec == first for _, spec in named[1:]):
+        return first
+    mergeable = type(first)._MERGEABLE
+    for name, spec in named[1:]:
+        if spec.type_id != first.type_id:
+            raise SpecMergeError(
+                f"{first_name} has type_id {first.type_id} and {name} has {spec.type_id}; "
+                "layers in one group must share a type_id",
+                type_ids=[first.type_id, spec.type_id],
+            )
+        differing = [
+            f"{field} ({getattr(first, field)!r} vs {getattr(spec, field)!r})"
+            for field in type(first).model_fields
+            if field not in mergeable and getattr(first, field) != getattr(spec, field)
+        ]
+        if differing:
+            raise SpecMergeError(
+                f"{first_name} and {name} share type_id {first.type_id} but differ in "
+                f"{', '.join(differing)}; one page table holds one geometry",
+                type_id=first.type_id,
+            )
+    if not mergeable:
+        return first
+    update = {field: _merged_value(field, named) for field in sorted(mergeable)}
+    if all(value is not None for value in update.values()):
+        raise SpecMergeError(
+            "specs in one group record both a sliding window and a chunk size "
+            f"(sliding_window={update['sliding_window']}, "
+            f"attention_chunk_size={update['attention_chunk_size']}); a group holds one or the other",
+            **update,
+        )
+    return first.model_copy(update=update)
+
+
 class _SpecBase(BaseModel):
     """Fields, derived values and input checks shared by every spec kind.
 
@@ -196,16 +261,14 @@ class _SpecBase(BaseModel):
         >>> SlidingWindowSpec.merge([a, a]) == a
         True
         """
-        from kvschema.merge import _named, merge_specs
-
-        named = _named(specs)
+        named = _named_specs(specs)
         for name, spec in named:
             if not isinstance(spec, cls):
                 raise SpecMergeError(
                     f"{cls.__name__}.merge got {name} of type {type(spec).__name__}",
                     name=name,
                 )
-        merged = merge_specs(dict(named) if isinstance(specs, Mapping) else [s for _, s in named])
-        if not isinstance(merged, cls):  # pragma: no cover - merge_specs returns a member's kind
+        merged = _merge_named(named)
+        if not isinstance(merged, cls):  # pragma: no cover - a merge returns a member's kind
             raise SpecMergeError(f"{cls.__name__}.merge produced a {type(merged).__name__}")
         return merged

@@ -1,7 +1,7 @@
 """Reading deploy files: YAML 1.2 (safe, through libyaml), JSON and TOML, with positions and limits.
 
 YAML is read event by event from libyaml and built under the YAML 1.2 core schema (in
-``kvschema.yaml12``): ``yes``/``no`` stay strings, ``017`` is seventeen, no tag constructs an
+``kvschema.cli.yaml12``): ``yes``/``no`` stay strings, ``017`` is seventeen, no tag constructs an
 object.  Duplicate
 keys are reported with both lines, in YAML and JSON alike.  Limits on bytes, nesting depth
 and the number of values (aliases counted as expanded) end hostile files early.
@@ -18,10 +18,11 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal
+from functools import partial
+from typing import Any, BinaryIO
 
-from kvschema.errors import KVSchemaError
+from kvschema.cli.document import Document, Format, Limits, LoadError, Path_, Problem
+from kvschema.cli.yaml12 import yaml_documents
 
 __all__ = [
     "FORMATS",
@@ -36,61 +37,8 @@ __all__ = [
     "preload",
 ]
 
-Format = Literal["yaml", "json", "toml"]
 #: File formats by extension.
 FORMATS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
-Path_ = tuple[str | int, ...]
-
-
-class LoadError(KVSchemaError):
-    """A file that cannot be read, decoded, parsed, or kept within the limits (exit code 2)."""
-
-    error_type = "load"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds that end hostile input early; each has a CLI flag.
-
-    >>> Limits().max_bytes
-    16777216
-    """
-
-    max_bytes: int = 16 * 1024 * 1024
-    max_depth: int = 64
-    max_values: int = 1_000_000
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A fault found while reading a document (a duplicate key): the document is wrong."""
-
-    path: Path_
-    message: str
-    error_type: str
-    line: int | None = None
-    column: int | None = None
-
-
-@dataclass
-class Document:
-    """One document of a file: its data, where each value stands, and faults found on reading."""
-
-    data: Any
-    index: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    _positions: dict[Path_, tuple[int, int]] | None = None
-    _source: str | None = None
-
-    def position(self, path: Path_) -> tuple[int, int] | None:
-        """1-based (line, column) of the value (or its key) at ``path``, or of its nearest parent."""
-        if self._positions is None:
-            self._positions = _tracked(self._source, self.index)._positions or {}
-        while True:
-            found = self._positions.get(path)
-            if found is not None or not path:
-                return found
-            path = path[:-1]
 
 
 # -- JSON ----------------------------------------------------------------------------------
@@ -99,8 +47,6 @@ class Document:
 def _tracked(text: str | None, index: int) -> Document:
     """Document ``index`` of ``text`` read again with positions (JSON read as YAML flow style)."""
     if text:
-        from kvschema.yaml12 import yaml_documents  # imports PyYAML: only when needed
-
         generous = Limits(max_bytes=sys.maxsize, max_depth=10_000, max_values=sys.maxsize)
         try:
             docs = yaml_documents(text, generous, track=True)
@@ -109,6 +55,10 @@ def _tracked(text: str | None, index: int) -> Document:
         if index < len(docs):
             return docs[index]
     return Document(None, index, _positions={})
+
+
+def _positions_of(text: str, index: int) -> dict[Path_, tuple[int, int]]:
+    return _tracked(text, index)._positions or {}
 
 
 def _json_document(text: str, limits: Limits) -> Document:
@@ -137,7 +87,7 @@ def _json_document(text: str, limits: Limits) -> Document:
     except ValueError as err:  # an integer with more digits than Python converts
         raise LoadError(f"JSON value out of range: {err}") from None
     _check_shape(data, limits)
-    document = Document(data, 0, _source=text)
+    document = Document(data, 0, _locate=partial(_positions_of, text, 0))
     if duplicates:
         document.problems = _tracked(text, 0).problems
         if not document.problems:
@@ -208,11 +158,9 @@ def load_text(text: str, fmt: Format, limits: Limits | None = None) -> list[Docu
             raise LoadError(f"TOML syntax error: {err}") from None
         _check_shape(data, limits)
         return [Document(data)]
-    from kvschema.yaml12 import yaml_documents  # imports PyYAML: only when needed
-
     documents = yaml_documents(text, limits)
     for document in documents:
-        document._source = text
+        document._locate = partial(_positions_of, text, document.index)
         if document.problems:  # describe the duplicate keys with their lines
             document.problems = _tracked(text, document.index).problems
     return documents

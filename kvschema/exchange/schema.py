@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from kvschema.groups import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
-from kvschema.specs import CacheSpec
+from kvschema.layout.config import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
+from kvschema.spec.union import CacheSpec
 
 __all__ = [
     "DRAFT",

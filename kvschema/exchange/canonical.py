@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from kvschema.errors import InvalidArgumentError, KVSchemaError
-from kvschema.groups import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
-from kvschema.specs import SPEC_TYPES
+from kvschema.layout.config import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
+from kvschema.spec.union import SPEC_TYPES
 
 __all__ = [
     "MIGRATIONS",

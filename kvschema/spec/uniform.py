@@ -18,8 +18,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from kvschema.attention import ChunkedLocalAttentionSpec, FullAttentionSpec, SlidingWindowSpec
-from kvschema.spec_base import GivenPageBytes, GivenTypeId, LayerName, _cdiv, _SpecBase
+from kvschema.spec.attention import ChunkedLocalAttentionSpec, FullAttentionSpec, SlidingWindowSpec
+from kvschema.spec.base import GivenPageBytes, GivenTypeId, LayerName, _cdiv, _SpecBase
 
 __all__ = ["UniformTypeSpec", "family"]
 

@@ -1,4 +1,4 @@
-"""The ``kvschema`` command line: argument parsing; the commands live in ``kvschema.commands``.
+"""The ``kvschema`` command line: argument parsing; the commands live in ``kvschema.cli.commands``.
 
 Exit codes: 0 success, 1 a document is wrong (or schemas drifted, a plan does not fit, layouts
 are incompatible), 2 usage or I/O error.
@@ -11,9 +11,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from kvschema import commands as run_command
+import kvschema.cli.commands as run_command
 from kvschema._version import __version__
-from kvschema.commands import EXIT_USAGE
+from kvschema.cli.commands import EXIT_USAGE
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -29,8 +29,8 @@ def _positive(text: str) -> int:
 
 
 def _sizes(text: str) -> list[int]:
+    from kvschema.cli.units import parse_sizes
     from kvschema.errors import KVSchemaError
-    from kvschema.units import parse_sizes
 
     try:
         return parse_sizes(text)

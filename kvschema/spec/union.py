@@ -19,10 +19,10 @@ from typing import Annotated, Any, TypeAlias
 
 from pydantic import ConfigDict, Field, TypeAdapter
 
-from kvschema.attention import ChunkedLocalAttentionSpec, FullAttentionSpec, SlidingWindowSpec
-from kvschema.spec_base import MAX_INT, LayerName, PositiveInt
-from kvschema.state import MambaSpec
-from kvschema.uniform import UniformTypeSpec
+from kvschema.spec.attention import ChunkedLocalAttentionSpec, FullAttentionSpec, SlidingWindowSpec
+from kvschema.spec.base import MAX_INT, LayerName, PositiveInt
+from kvschema.spec.state import MambaSpec
+from kvschema.spec.uniform import UniformTypeSpec
 
 __all__ = [
     "MAX_INT",

@@ -8,9 +8,10 @@
 
 from __future__ import annotations
 
-from kvschema.attention import ATTENTION_SPECS
-from kvschema.errors import InvalidArgumentError, positive_int_arg
-from kvschema.specs import (
+from kvschema._args import positive_int_arg
+from kvschema.errors import InvalidArgumentError
+from kvschema.spec.attention import ATTENTION_SPECS
+from kvschema.spec.union import (
     CacheSpec,
     MambaSpec,
     UniformTypeSpec,

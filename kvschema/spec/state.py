@@ -16,9 +16,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from kvschema.dtypes import DTypeName, dtype_size
-from kvschema.errors import positive_int_arg
-from kvschema.spec_base import GivenPageBytes, GivenTypeId, PositiveInt, _SpecBase
+from kvschema._args import positive_int_arg
+from kvschema.spec.base import GivenPageBytes, GivenTypeId, PositiveInt, _SpecBase
+from kvschema.spec.dtypes import DTypeName, dtype_size
 
 __all__ = ["MambaSpec"]
 

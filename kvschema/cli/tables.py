@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kvschema.hf import HFLayers
-from kvschema.planner import CachePlan
-from kvschema.specs import MambaSpec
-from kvschema.units import human_bytes
+from kvschema.cli.units import human_bytes
+from kvschema.models.hf import HFLayers
+from kvschema.planning.plan import CachePlan
+from kvschema.spec.union import MambaSpec
 
 __all__ = ["layers_table", "plan_table", "render_table"]
 

@@ -1,0 +1,118 @@
+"""A group of layers that share one page table, described by one spec.
+
+>>> from kvschema import FullAttentionSpec
+>>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+>>> CacheGroupSpec(kv_cache_spec=spec, layer_names=["layer.0", "layer.1"]).layer_names
+['layer.0', 'layer.1']
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from kvschema.spec.union import CacheSpec, LayerName, UniformTypeSpec
+
+__all__ = ["MAX_LAYERS", "CacheGroupSpec", "LayerName"]
+
+#: The most layer names one group (and one config) may list.
+MAX_LAYERS = 100_000
+
+
+def _error(
+    kind: str, template: str, context: dict[str, Any], loc: tuple[Any, ...], value: Any
+) -> InitErrorDetails:
+    return {"type": PydanticCustomError(kind, template, context), "loc": loc, "input": value}
+
+
+# The context key under which CacheGroupsConfig's validation shares one set of layer names.
+_SEEN = object()
+
+
+def _one_name_set(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Validation keywords that let the groups share one set of layer names.
+
+    With no context of the caller's, the groups' validators add their names to one set in the
+    validation context, and the config's check of every name once across the groups is a
+    length comparison instead of a second pass over every name.  A caller's own context is
+    left alone (their validators may use it), and the two-pass check runs.
+    """
+    if kwargs.get("context") is None:
+        kwargs["context"] = {_SEEN: set()}
+    return kwargs
+
+
+def _short(names: list[str]) -> str:
+    return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+
+
+class CacheGroupSpec(BaseModel):
+    """Layers that share one page table, described by one spec.
+
+    ``layer_names=None`` means every layer of the model (allowed only for a lone group).
+
+    >>> from kvschema import SlidingWindowSpec
+    >>> group = CacheGroupSpec(
+    ...     kv_cache_spec=SlidingWindowSpec(page_size=16, num_kv_heads=8, head_size=128,
+    ...                                     dtype="bf16", sliding_window=1024),
+    ...     layer_names=["layer.0", "layer.2"])
+    >>> group.kv_cache_spec.type_id
+    'sliding_window_1024_16_65536'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kv_cache_spec: CacheSpec = Field(description="The spec every layer of the group shares.")
+    layer_names: (
+        Annotated[
+            list[LayerName],
+            Field(min_length=1, max_length=MAX_LAYERS, json_schema_extra={"uniqueItems": True}),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="The group's layers, each once; null means every layer (a lone group only).",
+    )
+
+    @field_validator("layer_names")
+    @classmethod
+    def _unique_names(cls, names: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if names is None:
+            return names
+        context = info.context
+        seen = context.get(_SEEN) if type(context) is dict else None
+        if seen is None:
+            unique = len(set(names)) == len(names)
+        else:  # inside CacheGroupsConfig.model_validate*: one set for the whole config
+            before = len(seen)
+            seen.update(names)
+            # a shortfall is a name twice here, or one an earlier group has (the config's)
+            unique = len(seen) - before == len(names) or len(set(names)) == len(names)
+        spec = info.data.get("kv_cache_spec")
+        if isinstance(spec, UniformTypeSpec) and set(spec.kv_cache_specs) != set(names):
+            members = list(spec.kv_cache_specs)  # a JSON object's key order means nothing
+            raise PydanticCustomError(
+                "uniform_type_layers",
+                "a uniform-type group's layer_names must be its members ({members}), got {names}",
+                {"members": _short(members), "names": _short(names)},
+            )
+        if unique:
+            return names
+        first_at: dict[str, int] = {}
+        errors: list[InitErrorDetails] = []
+        for position, name in enumerate(names):
+            if name in first_at:
+                errors.append(
+                    _error(
+                        "duplicate_layer",
+                        "layer {name} is listed twice in this group (positions {first} and {again})",
+                        {"name": name, "first": first_at[name], "again": position},
+                        (position,),
+                        name,
+                    )
+                )
+            else:
+                first_at[name] = position
+        raise ValidationError.from_exception_data(cls.__name__, errors)

@@ -1,0 +1,191 @@
+"""A plan's result: the groups and page count, what they cost per stage, and what they hold.
+
+>>> stage_sizes(10, 4)
+[2, 3, 3, 2]
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kvschema._args import positive_int_arg
+from kvschema.errors import InvalidArgumentError, KVSchemaError
+from kvschema.layout.config import CacheGroupsConfig
+from kvschema.spec.base import _cdiv
+from kvschema.spec.union import CacheSpec, UniformTypeSpec
+
+__all__ = [
+    "CachePlan",
+    "GroupSummary",
+    "InsufficientMemoryError",
+    "PlanInputs",
+    "StagePlan",
+    "Strategy",
+    "pages_per_request",
+    "stage_sizes",
+]
+
+Strategy = Literal["hybrid", "per_layer"]
+
+
+class InsufficientMemoryError(KVSchemaError):
+    """The budget cannot hold one request of ``max_model_len`` tokens (as vLLM refuses to start).
+
+    ``needed_bytes`` is what one request needs (the null page not included),
+    ``available_bytes`` the budget as passed, ``max_model_len_estimate`` the longest request
+    that fits (0 when not even one token does).
+
+    >>> from kvschema import FullAttentionSpec, plan_cache
+    >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+    >>> try:
+    ...     plan_cache({"layer.0": spec}, available_bytes=2**20, max_model_len=8192,
+    ...                max_num_batched_tokens=2048)
+    ... except InsufficientMemoryError as err:
+    ...     err.needed_bytes, err.max_model_len_estimate
+    (33554432, 240)
+    """
+
+    error_type = "insufficient_memory"
+
+    @property
+    def needed_bytes(self) -> int:
+        return int(self.fields.get("needed_bytes", 0))
+
+    @property
+    def available_bytes(self) -> int:
+        return int(self.fields.get("available_bytes", 0))
+
+    @property
+    def max_model_len_estimate(self) -> int:
+        return int(self.fields.get("max_model_len_estimate", 0))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlanInputs(_Frozen):
+    """What a plan was made from."""
+
+    available_bytes: list[int] = Field(description="Per-rank budget of each pipeline stage.")
+    max_model_len: int
+    max_num_batched_tokens: int
+    tokens_in_flight: int = Field(
+        description="Batched tokens a windowed layer must keep: batched * pp (* 2 async at pp=1)."
+    )
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    async_scheduling: bool
+    strategy: Strategy
+
+
+class GroupSummary(_Frozen):
+    """One planned group, as the plan table shows it."""
+
+    kind: str
+    type_id: str
+    layers: int
+    page_size_bytes: int = Field(description="Bytes of one page of one layer of the group.")
+    group_page_bytes: int = Field(description="Bytes of one page across the group's layers.")
+    pages_per_request: int = Field(description="Page indices one request takes in this group.")
+    request_bytes: int = Field(
+        description="What those pages cost: pages_per_request * bytes_per_page (a page index "
+        "spans the whole pool, whichever group holds it)."
+    )
+
+
+class StagePlan(_Frozen):
+    """One pipeline stage: its layers, what a page index costs there, and its page count."""
+
+    stage: int
+    layers: int
+    first_layer: str
+    last_layer: str
+    available_bytes: int
+    bytes_per_page: int
+    num_pages: int
+    needed_bytes: int = Field(description="What one request of max_model_len needs here.")
+    padding_layers: int = Field(description="Empty layer slots in this stage's pools.")
+
+
+class CachePlan(_Frozen):
+    """A planned cache: its groups and page count, what they cost, and what they hold.
+
+    >>> from kvschema import FullAttentionSpec, plan_cache
+    >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+    >>> plan = plan_cache({"layer.0": spec, "layer.1": spec}, available_bytes=2**30,
+    ...                   max_model_len=8192, max_num_batched_tokens=2048)
+    >>> plan.num_pages, plan.pages_per_request, plan.max_concurrency
+    (8192, [512], 16.0)
+    >>> plan.concurrency_at(16384)
+    8.0
+    """
+
+    config: CacheGroupsConfig
+    strategy: Strategy
+    bytes_per_page: int = Field(
+        description="What one page index costs across a rank's layers (the largest stage's)."
+    )
+    pages_per_request: list[int] = Field(description="Pages one request needs, per group.")
+    max_concurrency: float = Field(description="num_pages / Σ pages_per_request.")
+    kv_cache_size_tokens: int = Field(description="int(max_concurrency * max_model_len).")
+    padding_layers: int = Field(description="Empty layer slots the grouping adds (hybrid).")
+    padding_bytes: int = Field(
+        description="Bytes one request of max_model_len reserves in those empty slots."
+    )
+    groups: list[GroupSummary]
+    stages: list[StagePlan]
+    inputs: PlanInputs
+
+    @property
+    def num_pages(self) -> int:
+        """The planned page count (the null page included, as engines count it)."""
+        return self.config.num_pages
+
+    def pages_at(self, max_model_len: int) -> int:
+        """Page indices one request of ``max_model_len`` tokens takes, groups and pages fixed."""
+        length = positive_int_arg("max_model_len", max_model_len)
+        tokens = self.inputs.tokens_in_flight
+        return sum(
+            pages_per_request(group.kv_cache_spec, length, tokens)
+            for group in self.config.kv_cache_groups
+        )
+
+    def concurrency_at(self, max_model_len: int) -> float:
+        """Requests of ``max_model_len`` tokens the planned pages hold at once (the capacity curve)."""
+        return self.num_pages / self.pages_at(max_model_len)
+
+
+def stage_sizes(num_layers: int, pipeline_parallel_size: int) -> list[int]:
+    """Layers per pipeline stage as vLLM splits them: extras go to stages pp-2, pp-3, ...
+
+    >>> stage_sizes(10, 4)
+    [2, 3, 3, 2]
+    """
+    pp = positive_int_arg("pipeline_parallel_size", pipeline_parallel_size)
+    if num_layers < pp:
+        raise InvalidArgumentError(
+            f"pipeline_parallel_size={pp} is more stages than the {num_layers} cache layers"
+        )
+    sizes = [num_layers // pp] * pp
+    for i in range(2, num_layers % pp + 2):
+        sizes[-i] += 1
+    return sizes
+
+
+def pages_per_request(spec: CacheSpec, max_model_len: int, tokens: int) -> int:
+    """Page indices one request of ``max_model_len`` takes in a group of ``spec``.
+
+    ``tokens`` is what a windowed layer keeps in flight beyond its window (the batched tokens).
+
+    >>> from kvschema import FullAttentionSpec
+    >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=1, head_size=64, dtype="fp16")
+    >>> pages_per_request(spec, 100, 2048)
+    7
+    """
+    if isinstance(spec, UniformTypeSpec):
+        return spec.pages_per_request(max_model_len=max_model_len, max_num_batched_tokens=tokens)
+    memory = spec.max_memory_usage_bytes(max_model_len=max_model_len, max_num_batched_tokens=tokens)
+    return _cdiv(memory, spec.page_size_bytes)
