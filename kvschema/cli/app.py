@@ -130,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--hf-config", metavar="PATH", help="a Hugging Face config.json (or its folder)"
     )
     source.add_argument(
-        "--groups", metavar="FILE", help="a CacheGroupsConfig (its num_pages is ignored)"
+        "--groups",
+        metavar="FILE",
+        help="a CacheGroupsConfig, or what plan -o json writes (num_pages is ignored)",
     )
     plan.add_argument(
         "--groups-list",
@@ -144,7 +146,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="KV-cache memory per rank: 40GiB, 80GB, 512MiB or bytes; one per stage with commas",
     )
-    plan.add_argument("--max-model-len", type=_positive, required=True, metavar="N")
+    plan.add_argument(
+        "--path",
+        metavar="POINTER",
+        help="plan the section of --layers/--groups FILE at this JSON pointer (e.g. /kv_cache)",
+    )
+    plan.add_argument(
+        "--max-model-len",
+        type=_positive,
+        metavar="N",
+        help="tokens per request (default with --hf-config: the model's own, as vLLM derives it)",
+    )
+    plan.add_argument(
+        "--allow-long-max-model-len",
+        action="store_true",
+        help="allow more than the model's own length (vLLM's VLLM_ALLOW_LONG_MAX_MODEL_LEN=1)",
+    )
     plan.add_argument(
         "--max-num-batched-tokens",
         type=_positive,
@@ -152,8 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="tokens scheduled per step (default: 8192)",
     )
-    plan.add_argument("--tp", type=_positive, default=1, metavar="N", help="tensor-parallel size")
-    plan.add_argument("--pp", type=_positive, default=1, metavar="N", help="pipeline-parallel size")
+    plan.add_argument(
+        "--tp",
+        type=_positive,
+        metavar="N",
+        help="tensor-parallel size (default: the document's parallelism, else 1)",
+    )
+    plan.add_argument(
+        "--pp",
+        type=_positive,
+        metavar="N",
+        help="pipeline-parallel size (default: the document's parallelism, else 1)",
+    )
     plan.add_argument("--async-scheduling", action="store_true", help="two steps in flight (pp=1)")
     plan.add_argument("--strategy", choices=["hybrid", "per_layer"], default="hybrid")
     _hf_options(plan)

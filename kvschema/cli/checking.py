@@ -21,7 +21,8 @@ from pydantic import TypeAdapter, ValidationError
 from kvschema.cli.loaders import Document
 from kvschema.errors import KVSchemaError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
-from kvschema.spec.union import CacheSpec, LayerName, spec_adapter
+from kvschema.layout.layer_map import LayerMap, is_wrapped_layer_map
+from kvschema.spec.union import spec_adapter
 
 __all__ = [
     "DOCUMENT_KINDS",
@@ -45,14 +46,13 @@ DOCUMENT_KINDS: dict[str, str] = {
 }
 #: Document types that are never recognised, only named with ``--kind``.
 NAMED_KINDS: dict[str, str] = {
-    "layers": "a layer map (layer name -> spec, in model order)",
+    "layers": "a layer map (layer name -> spec, in model order; or under layers: with parallelism:)",
     "groups": "a list of CacheGroupSpec",
 }
 _SPEC_KINDS = frozenset(
     {"full_attention", "sliding_window", "local_attention", "mamba", "uniform_type"}
 )
 _TYPES: dict[str, Any] = {
-    "layers": dict[LayerName, CacheSpec],
     "groups": list[CacheGroupSpec],
 }
 
@@ -66,6 +66,8 @@ def _validator(kind: str) -> Any:
         return CacheGroupSpec.model_validate
     if kind == "config":
         return CacheGroupsConfig.model_validate
+    if kind == "layers":
+        return LayerMap.model_validate
     return TypeAdapter(_TYPES[kind]).validate_python
 
 
@@ -238,8 +240,12 @@ def read_document(
     try:
         value = _validator(found)(data)
     except ValidationError as err:
+        flat = found == "layers" and not is_wrapped_layer_map(data)
         for error in err.errors():
-            path = (*base, *_data_path(data, tuple(error["loc"])))
+            loc = tuple(error["loc"])
+            if flat and loc[:1] == ("layers",):  # a flat map is read as {"layers": map}
+                loc = loc[1:]
+            path = (*base, *_data_path(data, loc))
             position = document.position(path)
             issues.append(
                 Issue(

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -175,8 +176,22 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_one(name: str, kind: str, args: argparse.Namespace) -> tuple[int, Any]:
-    """Load and validate the one document of ``name`` as ``kind``; print errors on failure."""
+def _plan_layout(data: Any) -> str | None:
+    """The pointer to a plan's layout when ``data`` is what ``plan -o json`` writes."""
+    is_plan = isinstance(data, dict) and {"config", "inputs", "strategy"} <= data.keys()
+    return "/config" if is_plan else None
+
+
+def _read_one(
+    name: str,
+    kind: str,
+    args: argparse.Namespace,
+    section: Callable[[Any], str | None] | None = None,
+) -> tuple[int, Any]:
+    """Load and validate the one document of ``name`` as ``kind``; print errors on failure.
+
+    ``--path`` selects a section; without it, ``section`` may pick one from the data.
+    """
     from kvschema.cli.checking import read_document
     from kvschema.cli.loaders import LoadError, load_file
 
@@ -191,7 +206,10 @@ def _read_one(name: str, kind: str, args: argparse.Namespace) -> tuple[int, Any]
         error = {"type": "document_count", "message": message, "path": "$"}
         print(_error_line(name, error, style), file=sys.stderr)
         return EXIT_INVALID, None
-    _, value, issues = read_document(documents[0], kind, getattr(args, "path", None))
+    pointer = getattr(args, "path", None)
+    if pointer is None and section is not None:
+        pointer = section(documents[0].data)
+    _, value, issues = read_document(documents[0], kind, pointer)
     for issue in issues:
         print(_error_line(name, _issue_dict(issue, 1), style), file=sys.stderr)
     return (EXIT_INVALID, None) if issues else (EXIT_OK, value)
@@ -206,7 +224,7 @@ def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
             args.hf_config,
             page_size=args.page_size,
             kv_cache_dtype=args.kv_cache_dtype,
-            tensor_parallel_size=args.tp,
+            tensor_parallel_size=args.tp or 1,
         )
     except KVSchemaError as err:
         print(f"kvschema: {err.message} [{err.error_type}]", file=sys.stderr)
@@ -240,14 +258,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from kvschema.errors import KVSchemaError
     from kvschema.planning.planner import plan_cache
 
-    per_rank = args.hf_config is not None
-    if per_rank:
+    if args.hf_config is None and args.max_model_len is None:
+        print(
+            "kvschema plan: --max-model-len is required with --layers and --groups "
+            "(with --hf-config it defaults to the model's own)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.hf_config is not None and args.path is not None:
+        print("kvschema plan: --path selects a section of --layers or --groups", file=sys.stderr)
+        return EXIT_USAGE
+    if args.hf_config is not None:
         code, layers = _hf_layers(args)
     elif args.layers is not None:
         code, layers = _read_one(args.layers, "layers", args)
     else:
-        code, groups = _read_one(args.groups, "groups" if args.groups_list else "config", args)
-        layers = groups if args.groups_list or groups is None else groups.kv_cache_groups
+        # a plan's JSON (plan -o json) is read for its layout: the config and its scope
+        kind = "groups" if args.groups_list else "config"
+        code, layers = _read_one(args.groups, kind, args, section=_plan_layout)
     if code != EXIT_OK:
         return code
     try:
@@ -260,7 +288,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             tensor_parallel_size=args.tp,
             pipeline_parallel_size=args.pp,
             async_scheduling=args.async_scheduling,
-            specs_per_rank=per_rank,
+            allow_long_max_model_len=args.allow_long_max_model_len,
         )
     except KVSchemaError as err:
         print(f"kvschema plan: {err.message} [{err.error_type}]", file=sys.stderr)

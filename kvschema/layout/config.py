@@ -26,9 +26,10 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kvschema.layout.group import _SEEN, MAX_LAYERS, CacheGroupSpec, _error, _one_name_set
 from kvschema.layout.masks import MaskDetailsInput, groups_from_mask_details
+from kvschema.layout.parallel import Parallelism
 from kvschema.spec.union import CacheSpec, PositiveInt
 
-__all__ = ["SCHEMA_VERSION", "CacheGroupSpec", "CacheGroupsConfig"]
+__all__ = ["SCHEMA_VERSION", "CacheGroupSpec", "CacheGroupsConfig", "Parallelism"]
 
 #: The schema version this kvschema writes, and the newest it reads.
 SCHEMA_VERSION = 1
@@ -56,6 +57,11 @@ class CacheGroupsConfig(BaseModel):
         min_length=1,
         max_length=MAX_LAYERS,
         description="The page-table groups; every layer belongs to exactly one.",
+    )
+    parallelism: Parallelism | None = Field(
+        default=None,
+        description="The parallel layout whose one rank the specs describe; absent: the whole "
+        "model (a planner shards it).",
     )
 
     @field_validator("schema_version")

@@ -18,6 +18,8 @@ from typing import Any
 from kvschema._args import positive_int_arg
 from kvschema.errors import DTypeError, KVSchemaError, KVSchemaWarning
 from kvschema.layout.masks import AttnMaskType, MaskDetail
+from kvschema.layout.parallel import Parallelism
+from kvschema.models.context import ModelLength, model_length
 from kvschema.models.families import (
     SUPPORTED,
     HFConfigError,
@@ -47,6 +49,11 @@ class HFLayers(dict[str, CacheSpec]):
     ``no_cache`` names the layers that keep nothing (MLP- or MoE-only blocks), never silently
     lost; ``model_type`` and ``dtype`` are what the specs were built from.
     """
+
+    #: The parallel layout these specs are one rank of (None: tensor_parallel_size 1).
+    parallelism: Parallelism | None = None
+    #: The model's own context length, as vLLM derives it (a plan's default max_model_len).
+    model_length: ModelLength | None = None
 
     def __init__(
         self, specs: dict[str, CacheSpec], *, no_cache: list[str], model_type: str, dtype: str
@@ -261,7 +268,10 @@ def layers_from_hf_config(
         if kind not in attention:
             attention[kind] = _attention_spec(kind, text, model_type, dtype, tp, page)
         specs[name] = attention[kind]
-    return HFLayers(specs, no_cache=no_cache, model_type=model_type, dtype=dtype)
+    layers = HFLayers(specs, no_cache=no_cache, model_type=model_type, dtype=dtype)
+    layers.parallelism = Parallelism(tensor_parallel_size=tp) if tp > 1 else None
+    layers.model_length = model_length(text, model_type)
+    return layers
 
 
 def _attention_spec(

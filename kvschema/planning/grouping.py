@@ -6,6 +6,7 @@ which spec.  Sizing the pool is the planner's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,18 @@ from kvschema.spec.merge import merge_specs
 from kvschema.spec.uniform import family
 from kvschema.spec.union import CacheSpec, MambaSpec, UniformTypeSpec
 
-__all__ = ["hybrid_groups", "layer_map", "per_layer_groups"]
+__all__ = ["hybrid_groups", "layer_map", "model_order", "per_layer_groups"]
+
+_RUNS = re.compile(r"(\d+)|(\D+)")
+
+
+def model_order(name: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key that puts layer names in the model's order: ``layer.2`` before ``layer.10``.
+
+    >>> sorted(["layer.10", "layer.2", "model.layers.1.attn"], key=model_order)
+    ['layer.2', 'layer.10', 'model.layers.1.attn']
+    """
+    return tuple((0, int(digits)) if digits else (1, text) for digits, text in _RUNS.findall(name))
 
 
 def layer_map(layers: Mapping[str, Any] | Sequence[CacheGroupSpec]) -> dict[str, CacheSpec]:
@@ -48,6 +60,8 @@ def layer_map(layers: Mapping[str, Any] | Sequence[CacheGroupSpec]) -> dict[str,
                 if name in out:
                     raise InvalidArgumentError(f"layer {name} is in two groups", layer=name)
                 out[name] = member
+        # groups list layers group by group: the model's order is the names' natural order
+        out = {name: out[name] for name in sorted(out, key=model_order)}
     else:
         raise InvalidArgumentError(
             "layers must map layer name to spec, or be a list of CacheGroupSpec; "

@@ -26,6 +26,9 @@ from typing import Any
 from kvschema._args import positive_int_arg
 from kvschema.errors import InvalidArgumentError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
+from kvschema.layout.layer_map import LayerMap
+from kvschema.layout.parallel import Parallelism
+from kvschema.models.context import ModelLength
 from kvschema.planning.grouping import hybrid_groups, layer_map, per_layer_groups
 from kvschema.planning.plan import (
     CachePlan,
@@ -60,13 +63,15 @@ def plan_cache(
     layers: Mapping[str, Any] | Sequence[CacheGroupSpec],
     *,
     available_bytes: int | Sequence[int],
-    max_model_len: int,
+    max_model_len: int | None = None,
     max_num_batched_tokens: int,
     strategy: Strategy = "hybrid",
-    tensor_parallel_size: int = 1,
-    pipeline_parallel_size: int = 1,
+    tensor_parallel_size: int | None = None,
+    pipeline_parallel_size: int | None = None,
     async_scheduling: bool = False,
     specs_per_rank: bool = False,
+    parallelism: Parallelism | None = None,
+    allow_long_max_model_len: bool = False,
 ) -> CachePlan:
     """Plan the cache of a model for a per-rank memory budget; see ``docs/planner.md``.
 
@@ -79,23 +84,45 @@ def plan_cache(
     >>> [g.kv_cache_spec.kind for g in plan.config.kv_cache_groups], plan.pages_per_request
     (['sliding_window', 'mamba'], [49, 1])
 
-    ``layers`` maps layer name → spec for the whole model in order (or is a list of groups);
-    specs are sharded for ``tensor_parallel_size`` first.  ``available_bytes`` is per rank: one
-    figure for every stage, or one per pipeline stage.  Raises
-    :class:`InsufficientMemoryError` when one request of ``max_model_len`` does not fit.
-    With ``specs_per_rank=True`` the specs already describe one rank (as
-    ``layers_from_hf_config(tensor_parallel_size=...)`` returns them) and are not sharded again.
+    ``layers`` maps layer name → spec in model order, or is a list of groups, a
+    :class:`CacheGroupsConfig` or a :class:`LayerMap`.  Its scope says what the specs are: a
+    document's ``parallelism`` record (or ``parallelism=``, or what ``layers_from_hf_config``
+    recorded) makes them one rank of that parallel layout, taken as they are; without one they
+    are the whole model's, sharded once for ``tensor_parallel_size``.  Specs that are one rank
+    of another tensor-parallel size are refused.  ``tensor_parallel_size`` and
+    ``pipeline_parallel_size`` default to the scope's (else 1).  ``specs_per_rank=True`` says
+    the specs are one rank of ``tensor_parallel_size`` (a check when the scope is recorded).
+    ``available_bytes`` is per rank: one figure for every stage, or one per pipeline stage.
+    ``max_model_len`` defaults to the model's own when the layers know it (what
+    ``layers_from_hf_config`` returns); a longer one is refused, as vLLM refuses it, unless
+    ``allow_long_max_model_len`` (vLLM's ``VLLM_ALLOW_LONG_MAX_MODEL_LEN``).
+    Raises :class:`InsufficientMemoryError` when one request of ``max_model_len`` does not fit.
+
+    >>> from kvschema import FullAttentionSpec
+    >>> full = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+    >>> whole = plan_cache({"a": full}, available_bytes=2**30, max_model_len=4096,
+    ...                    max_num_batched_tokens=256, tensor_parallel_size=2)
+    >>> whole.config.kv_cache_groups[0].kv_cache_spec.num_kv_heads, whole.config.parallelism
+    (4, Parallelism(tensor_parallel_size=2, pipeline_parallel_size=1, pipeline_stage=None))
+    >>> again = plan_cache(whole.config, available_bytes=2**30, max_model_len=4096,
+    ...                    max_num_batched_tokens=256)  # one rank of TP=2: taken as it is
+    >>> again.num_pages == whole.num_pages
+    True
     """
+    source, scope = _scoped(layers, parallelism)
+    tp, pp, scope = _parallel_sizes(
+        scope, tensor_parallel_size, pipeline_parallel_size, specs_per_rank
+    )
     inputs = _checked_inputs(
         available_bytes,
-        max_model_len,
+        _max_model_len(layers, max_model_len, allow_long_max_model_len),
         max_num_batched_tokens,
         strategy,
-        tensor_parallel_size,
-        pipeline_parallel_size,
+        tp,
+        pp,
         async_scheduling,
     )
-    specs = _rank_specs(layer_map(layers), inputs.tensor_parallel_size, specs_per_rank)
+    specs = _rank_specs(layer_map(source), tp, scope)
     grouped = hybrid_groups(specs) if strategy == "hybrid" else per_layer_groups(specs)
     pages = [
         pages_per_request(spec, inputs.max_model_len, inputs.tokens_in_flight)
@@ -148,9 +175,88 @@ def _budgets(available_bytes: int | Sequence[int], pp: int) -> list[int]:
     return [positive_int_arg("available_bytes", value) for value in values]
 
 
-def _rank_specs(specs: dict[str, CacheSpec], tp: int, per_rank: bool) -> dict[str, CacheSpec]:
-    """One rank's specs: sharded for ``tp`` unless they already describe one rank."""
-    return specs if per_rank else {name: shard_spec(spec, tp) for name, spec in specs.items()}
+def _scoped(
+    layers: Any, parallelism: Parallelism | None
+) -> tuple[Mapping[str, Any] | Sequence[CacheGroupSpec], Parallelism | None]:
+    """The layers to plan, and the parallel scope their specs are one rank of (None: whole model)."""
+    if parallelism is not None and not isinstance(parallelism, Parallelism):
+        raise InvalidArgumentError(
+            f"parallelism must be a Parallelism or None, got {type(parallelism).__name__}"
+        )
+    source: Mapping[str, Any] | Sequence[CacheGroupSpec]
+    recorded: Any
+    if isinstance(layers, CacheGroupsConfig):
+        source, recorded = layers.kv_cache_groups, layers.parallelism
+    elif isinstance(layers, LayerMap):
+        source, recorded = layers.layers, layers.parallelism
+    else:
+        source, recorded = layers, getattr(layers, "parallelism", None)
+        recorded = recorded if isinstance(recorded, Parallelism) else None
+    if parallelism is not None and recorded is not None and parallelism != recorded:
+        raise InvalidArgumentError(
+            f"the layers record their scope as {recorded.describe()} but parallelism= says "
+            f"{parallelism.describe()}; give one scope"
+        )
+    return source, parallelism or recorded
+
+
+def _parallel_sizes(
+    scope: Parallelism | None, tp_asked: Any, pp_asked: Any, per_rank: Any
+) -> tuple[int, int, Parallelism | None]:
+    """The TP and PP to plan for (asked, else the scope's, else 1) and the specs' scope.
+
+    The scope must agree: specs that are one rank of tensor_parallel_size=t plan for t only.
+    """
+    if not isinstance(per_rank, bool):
+        raise InvalidArgumentError(f"specs_per_rank must be a bool, got {per_rank!r}")
+    if tp_asked is None:
+        tp_asked = 1 if scope is None else scope.tensor_parallel_size
+    if pp_asked is None:
+        pp_asked = 1 if scope is None else scope.pipeline_parallel_size
+    tp = positive_int_arg("tensor_parallel_size", tp_asked)
+    pp = positive_int_arg("pipeline_parallel_size", pp_asked)
+    if per_rank and scope is None:
+        scope = Parallelism(tensor_parallel_size=tp)
+    if scope is None:
+        return tp, pp, None
+    if scope.pipeline_stage is not None:
+        raise InvalidArgumentError(
+            f"the specs are {scope.describe()}: one stage's layers do not say how the model "
+            "splits; plan the whole model's layers (every stage)"
+        )
+    if scope.tensor_parallel_size not in (1, tp):
+        raise InvalidArgumentError(
+            f"the specs are {scope.describe()}, so they cannot be planned for "
+            f"tensor_parallel_size={tp}: give the whole model's specs (or the Hugging Face "
+            "config) to plan another tensor-parallel size",
+            scope_tensor_parallel_size=scope.tensor_parallel_size,
+            tensor_parallel_size=tp,
+        )
+    return tp, pp, scope
+
+
+def _max_model_len(layers: Any, asked: Any, allow_long: Any) -> int:
+    """The length to plan for: as asked (within the model's own, when known), else the model's."""
+    if not isinstance(allow_long, bool):
+        raise InvalidArgumentError(f"allow_long_max_model_len must be a bool, got {allow_long!r}")
+    length = getattr(layers, "model_length", None)
+    if isinstance(length, ModelLength):
+        return length.resolve(asked, allow_long=allow_long)
+    if asked is None:
+        raise InvalidArgumentError(
+            "max_model_len is required: these layers do not say the model's context length "
+            "(layers_from_hf_config's do)"
+        )
+    return positive_int_arg("max_model_len", asked)
+
+
+def _rank_specs(
+    specs: dict[str, CacheSpec], tp: int, scope: Parallelism | None
+) -> dict[str, CacheSpec]:
+    """One rank's specs: the whole model's sharded once for ``tp``; one rank's as they are."""
+    if scope is not None and scope.tensor_parallel_size == tp:
+        return specs
+    return {name: shard_spec(spec, tp) for name, spec in specs.items()}
 
 
 @dataclass(frozen=True)
@@ -305,11 +411,16 @@ def _assemble(
     num_pages = min(stage.num_pages for stage in stages)
     bytes_per_page = max(stage.bytes_per_page for stage in stages)
     concurrency = num_pages / sum(pages)
+    tp, pp = inputs.tensor_parallel_size, inputs.pipeline_parallel_size
     config = CacheGroupsConfig(
         num_pages=num_pages,
         kv_cache_groups=[
             CacheGroupSpec(kv_cache_spec=spec, layer_names=names) for spec, names in grouped
         ],
+        # the specs are one rank's: say of which layout (absent for one GPU, the whole model)
+        parallelism=Parallelism(tensor_parallel_size=tp, pipeline_parallel_size=pp)
+        if tp > 1 or pp > 1
+        else None,
     )
     summaries = [
         GroupSummary(

@@ -1,0 +1,107 @@
+"""A layer map document: layer name → spec in model order, and the parallel scope it is one rank of.
+
+Two forms are read.  The flat form maps names to specs and describes the whole model; the
+wrapped form puts the map under ``layers`` beside a ``parallelism`` record (and what
+``kvschema layers -o json`` writes about the model).  A document is the wrapped form when its
+``layers`` value is a mapping without a ``kind`` — a spec always has one.
+
+>>> spec = {"kind": "full_attention", "page_size": 16, "num_kv_heads": 2, "head_size": 64,
+...         "dtype": "bf16"}
+>>> LayerMap.model_validate({"layer.0": spec, "layer.1": spec}).parallelism is None
+True
+>>> doc = LayerMap.model_validate({"parallelism": {"tensor_parallel_size": 4},
+...                                "layers": {"layer.0": spec}})
+>>> doc.parallelism.tensor_parallel_size, list(doc.layers)
+(4, ['layer.0'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic_core import PydanticCustomError
+
+from kvschema.layout.group import MAX_LAYERS
+from kvschema.layout.parallel import Parallelism
+from kvschema.spec.union import CacheSpec, LayerName, PositiveInt
+
+__all__ = ["LayerMap", "is_wrapped_layer_map"]
+
+# The keys of the wrapped form: the map, its scope, and what `kvschema layers -o json` adds.
+_WRAPPED_KEYS = frozenset(
+    {
+        "layers",
+        "parallelism",
+        "model_type",
+        "dtype",
+        "tensor_parallel_size",
+        "kv_bytes_per_token",
+        "state_bytes_per_request",
+        "no_cache",
+    }
+)
+
+
+def is_wrapped_layer_map(data: Any) -> bool:
+    """Whether ``data`` is the wrapped form (``layers`` holds the map), not a flat map.
+
+    >>> is_wrapped_layer_map({"layers": {"layer.0": {}}}), is_wrapped_layer_map({"layers": {"kind": "mamba"}})
+    (True, False)
+    """
+    return (
+        isinstance(data, Mapping)
+        and isinstance(data.get("layers"), Mapping)
+        and "kind" not in data["layers"]
+        and data.keys() <= _WRAPPED_KEYS
+    )
+
+
+class LayerMap(BaseModel):
+    """Layer name → spec in model order, with the parallel scope the specs are one rank of.
+
+    >>> spec = {"kind": "mamba", "page_size": 16, "shapes": [[4]], "dtype": "fp32"}
+    >>> LayerMap.model_validate({"layers": {"a": spec}, "tensor_parallel_size": 2}).parallelism
+    Parallelism(tensor_parallel_size=2, pipeline_parallel_size=1, pipeline_stage=None)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    layers: Annotated[dict[LayerName, CacheSpec], Field(min_length=1, max_length=MAX_LAYERS)]
+    parallelism: Parallelism | None = Field(
+        default=None,
+        description="The parallel layout whose one rank the specs describe; absent: the whole model.",
+    )
+    # What `kvschema layers -o json` writes beside the map (read, so its output feeds `plan`).
+    model_type: StrictStr | None = None
+    dtype: StrictStr | None = None
+    tensor_parallel_size: PositiveInt | None = Field(
+        default=None, exclude=True, description="Read as parallelism.tensor_parallel_size."
+    )
+    kv_bytes_per_token: StrictInt | None = None
+    state_bytes_per_request: StrictInt | None = None
+    no_cache: list[LayerName] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_form(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and not is_wrapped_layer_map(data):
+            return {"layers": data}
+        tp = data.get("tensor_parallel_size") if isinstance(data, Mapping) else None
+        if type(tp) is int and tp >= 1 and data.get("parallelism") is None:
+            # what `kvschema layers -o json` writes: its specs are one rank of that TP
+            return {**data, "parallelism": {"tensor_parallel_size": tp}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> LayerMap:
+        tp, scope = self.tensor_parallel_size, self.parallelism
+        if tp is not None and scope is not None and scope.tensor_parallel_size != tp:
+            raise PydanticCustomError(
+                "scope_mismatch",
+                "tensor_parallel_size is {tp} but parallelism says {scoped}; one document "
+                "describes one scope",
+                {"tp": tp, "scoped": scope.tensor_parallel_size},
+            )
+        return self
