@@ -30,7 +30,7 @@ DOC_CHARTS = {
         "--memory",
         "16GiB",
         "--max-model-len",
-        "65536",
+        "8192",
         "--page-size",
         "1040",
     ],
