@@ -37,6 +37,7 @@ from kvschema.planning.plan import (
     pages_per_request,
     stage_sizes,
 )
+from kvschema.planning.sharing import attach_sharing_layers, drop_sharing_layers, sharing_map
 from kvschema.spec.sharding import shard_spec
 from kvschema.spec.union import CacheSpec, UniformTypeSpec
 
@@ -67,6 +68,7 @@ def plan_cache(
     pipeline_parallel_size: int = 1,
     async_scheduling: bool = False,
     specs_per_rank: bool = False,
+    kv_sharing: Mapping[str, str] | None = None,
 ) -> CachePlan:
     """Plan the cache of a model for a per-rank memory budget; see ``docs/planner.md``.
 
@@ -85,6 +87,9 @@ def plan_cache(
     :class:`InsufficientMemoryError` when one request of ``max_model_len`` does not fit.
     With ``specs_per_rank=True`` the specs already describe one rank (as
     ``layers_from_hf_config(tensor_parallel_size=...)`` returns them) and are not sharded again.
+    ``kv_sharing`` maps layers that read another layer's KV cache (vLLM's
+    ``kv_sharing_target_layer_name``) to that layer: they take no memory, listed in ``layers``
+    or not, and join their target's group in the plan's config (``kvschema.planning.sharing``).
     """
     inputs = _checked_inputs(
         available_bytes,
@@ -96,6 +101,10 @@ def plan_cache(
         async_scheduling,
     )
     specs = _rank_specs(layer_map(layers), inputs.tensor_parallel_size, specs_per_rank)
+    sharing = sharing_map(layers, kv_sharing)
+    specs = drop_sharing_layers(
+        specs, sharing, pipeline_parallel_size=inputs.pipeline_parallel_size
+    )
     grouped = hybrid_groups(specs) if strategy == "hybrid" else per_layer_groups(specs)
     pages = [
         pages_per_request(spec, inputs.max_model_len, inputs.tokens_in_flight)
@@ -103,7 +112,7 @@ def plan_cache(
     ]
     costs = _StageCosts.of(grouped, list(specs), inputs)
     stages = [costs.plan_stage(stage, budget, pages) for stage, budget in enumerate(costs.budgets)]
-    return _assemble(grouped, pages, stages, costs, inputs)
+    return attach_sharing_layers(_assemble(grouped, pages, stages, costs, inputs), sharing)
 
 
 # -- the steps ------------------------------------------------------------------------------
