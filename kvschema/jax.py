@@ -7,7 +7,11 @@ Layouts (one rank's view; a config holds per-rank specs, as the planner publishe
 - attention: ``[num_pages, page_size, 2 * num_kv_heads, head_size]``, keys and values
   interleaved per head (index ``2h`` is head ``h``'s key, ``2h + 1`` its value), so a split of
   that axis keeps each head's key and value together; MLA: ``[num_pages, page_size,
-  num_kv_heads, head_size]``, one latent per head (one head, as MLA models have);
+  num_kv_heads, head_size]``, one latent per head (one head, as MLA models have); V heads of
+  their own size (``head_size_v``): ``k`` and ``v`` arrays, ``[num_pages, page_size,
+  num_kv_heads, head_size]`` and ``[..., head_size_v]``; an MLA record format
+  (``cache_dtype_str``): ``uint8[num_pages, page_size, num_kv_heads, record_bytes]``;
+- a layer that shares another's KV cache (``kv_sharing``): the target's arrays, the same objects;
 - recurrent state: one array ``[num_pages, *shape]`` per state, in its own dtype;
 - a padded page (``page_size_padded``): the page as raw bytes, ``uint8[num_pages, page_bytes]``
   for attention, and an extra ``uint8[num_pages, pad_bytes]`` array after Mamba states.
@@ -44,7 +48,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax
 
 from kvschema.errors import InvalidArgumentError, KVSchemaError
 from kvschema.layout.config import CacheGroupsConfig
-from kvschema.spec.attention import ATTENTION_SPECS
+from kvschema.spec.attention import ATTENTION_SPECS, MLA_CACHE_FORMATS
 from kvschema.spec.dtypes import canonical_dtype, dtype_size
 from kvschema.spec.union import (
     CacheSpec,
@@ -161,6 +165,15 @@ def _layouts(spec: CacheSpec, pages: int) -> dict[str, tuple[tuple[int, ...], st
         raise InvalidArgumentError(f"cannot allocate a {type(spec).__name__}")
     if spec.page_size_bytes != spec.raw_page_size_bytes:
         return {"kv": ((pages, spec.page_size_bytes), "uint8", None)}
+    if spec.cache_dtype_str is not None:  # one opaque record per token, as vLLM allocates it
+        record = MLA_CACHE_FORMATS[spec.cache_dtype_str]
+        return {"kv": ((pages, spec.page_size, spec.num_kv_heads, record), "uint8", None)}
+    if spec.head_size_v is not None:
+        rows = (pages, spec.page_size, spec.num_kv_heads)
+        return {
+            "k": ((*rows, spec.head_size), spec.dtype, 2),
+            "v": ((*rows, spec.head_size_v), spec.dtype, 2),
+        }
     heads = spec.num_kv_heads if spec.use_mla else 2 * spec.num_kv_heads
     axis = None if spec.use_mla else 2
     return {"kv": ((pages, spec.page_size, heads, spec.head_size), spec.dtype, axis)}
@@ -227,6 +240,8 @@ def allocate(
                 pool = {"page": make("page", (pages, sizes.pop()), "uint8", None)}
             for name in members:
                 layers[name] = pool
+    for name, target in getattr(config, "config", config).kv_sharing.items():
+        layers[name] = layers[target]  # no cache of its own: the target's arrays
     return KVCacheArrays(layers, pages, mesh, tp, specs)
 
 

@@ -24,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without hypothes
 
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
 from kvschema.layout.masks import AttnMaskType, MaskDetail
+from kvschema.spec.attention import MLA_CACHE_FORMATS
 from kvschema.spec.dtypes import DTYPE_ALIASES, DTYPE_SIZES, dtype_size
 from kvschema.spec.union import (
     CacheSpec,
@@ -36,6 +37,7 @@ from kvschema.spec.union import (
 
 __all__ = [
     "attention_geometries",
+    "attention_layouts",
     "cache_group_specs",
     "cache_groups_configs",
     "cache_specs",
@@ -43,6 +45,7 @@ __all__ = [
     "dtype_inputs",
     "dtypes",
     "full_attention_specs",
+    "kv_sharing_maps",
     "layer_specs",
     "mamba_specs",
     "mask_details",
@@ -74,8 +77,29 @@ def attention_geometries() -> st.SearchStrategy[dict[str, Any]]:
 
 
 @st.composite
+def attention_layouts(draw: st.DrawFn, *, mla: bool | None = None) -> dict[str, Any]:
+    """How K and V are stored: ``use_mla``, and sometimes ``head_size_v`` (not MLA) or an MLA
+    ``cache_dtype_str``.  ``mla`` fixes MLA on or off; None draws it.
+
+    >>> from hypothesis import find
+    >>> find(attention_layouts(), lambda layout: "cache_dtype_str" in layout)
+    {'use_mla': True, 'cache_dtype_str': 'fp8_ds_mla'}
+    """
+    use_mla = draw(st.booleans()) if mla is None else mla
+    if use_mla:
+        record = draw(st.none() | st.sampled_from(sorted(MLA_CACHE_FORMATS)))
+        return {"use_mla": True} if record is None else {"use_mla": True, "cache_dtype_str": record}
+    v_size = draw(st.none() | _head_sizes)
+    return {} if v_size is None else {"head_size_v": v_size}
+
+
+@st.composite
 def full_attention_specs(draw: st.DrawFn) -> FullAttentionSpec:
-    """Full-attention specs, MLA or not, recording a window, a chunk size or neither."""
+    """Full-attention specs, MLA or not, recording a window, a chunk size or neither.
+
+    Some have V heads of their own size (``head_size_v``), some MLA ones a record format
+    (``cache_dtype_str``).
+    """
     recorded = draw(
         st.sampled_from(["none", "window", "chunk"]).flatmap(
             lambda which: st.fixed_dictionaries(
@@ -86,15 +110,18 @@ def full_attention_specs(draw: st.DrawFn) -> FullAttentionSpec:
         )
     )
     return FullAttentionSpec(
-        **draw(attention_geometries()), use_mla=draw(st.booleans()), **recorded
+        **draw(attention_geometries()), **draw(attention_layouts()), **recorded
     )
 
 
 def sliding_window_specs() -> st.SearchStrategy[SlidingWindowSpec]:
-    """Sliding-window specs."""
+    """Sliding-window specs, some with V heads of their own size."""
     return st.builds(
-        lambda geometry, window: SlidingWindowSpec(**geometry, sliding_window=window),
+        lambda geometry, layout, window: SlidingWindowSpec(
+            **geometry, **layout, sliding_window=window
+        ),
         attention_geometries(),
+        attention_layouts(mla=False),
         _windows,
     )
 
@@ -102,12 +129,12 @@ def sliding_window_specs() -> st.SearchStrategy[SlidingWindowSpec]:
 def chunked_local_attention_specs() -> st.SearchStrategy[ChunkedLocalAttentionSpec]:
     """Chunked local-attention specs, MLA or not."""
     return st.builds(
-        lambda geometry, chunk, mla: ChunkedLocalAttentionSpec(
-            **geometry, attention_chunk_size=chunk, use_mla=mla
+        lambda geometry, chunk, layout: ChunkedLocalAttentionSpec(
+            **geometry, attention_chunk_size=chunk, **layout
         ),
         attention_geometries(),
         _windows,
-        st.booleans(),
+        attention_layouts(),
     )
 
 
@@ -148,7 +175,7 @@ def uniform_type_specs(draw: st.DrawFn) -> UniformTypeSpec:
                 **geometry, attention_chunk_size=extra
             )
         else:
-            members[f"layer.{index}"] = FullAttentionSpec(**geometry, use_mla=draw(st.booleans()))
+            members[f"layer.{index}"] = FullAttentionSpec(**geometry, **draw(attention_layouts()))
     return UniformTypeSpec(page_size=page_size, kv_cache_specs=members)
 
 
@@ -167,30 +194,58 @@ def cache_specs() -> st.SearchStrategy[CacheSpec]:
     return st.one_of(layer_specs(), uniform_type_specs())
 
 
-def cache_group_specs() -> st.SearchStrategy[CacheGroupSpec]:
-    """Groups of one spec and 1..16 distinct layer names."""
-    return st.builds(
-        lambda spec, count: CacheGroupSpec(
-            kv_cache_spec=spec, layer_names=[f"layer.{i}" for i in range(count)]
-        ),
-        cache_specs(),
-        st.integers(1, 16),
-    )
+@st.composite
+def kv_sharing_maps(
+    draw: st.DrawFn, targets: list[str], *, first: int, max_size: int = 4
+) -> dict[str, str] | None:
+    """Sometimes None, else ``layer.{first}``, ``layer.{first + 1}``… each sharing the KV cache
+    of one of ``targets`` (layers of an attention group).
+
+    >>> from hypothesis import find
+    >>> find(kv_sharing_maps(["layer.0"], first=1), lambda sharing: sharing is not None)
+    {'layer.1': 'layer.0'}
+    """
+    count = draw(st.integers(0, max_size))
+    if not count:
+        return None
+    return {f"layer.{first + i}": draw(st.sampled_from(targets)) for i in range(count)}
+
+
+def _shares_kv(spec: CacheSpec) -> bool:
+    """Whether layers of a group of ``spec`` may share their KV cache (attention layers do)."""
+    return not isinstance(spec, MambaSpec)
+
+
+@st.composite
+def cache_group_specs(draw: st.DrawFn) -> CacheGroupSpec:
+    """Groups of one spec and 1..16 distinct layer names; attention groups sometimes with
+    layers that share a member's KV cache (``kv_sharing``)."""
+    spec = draw(cache_specs())
+    if isinstance(spec, UniformTypeSpec):
+        names = list(spec.kv_cache_specs)
+    else:
+        names = [f"layer.{i}" for i in range(draw(st.integers(1, 16)))]
+    sharing = draw(kv_sharing_maps(names, first=len(names))) if _shares_kv(spec) else None
+    return CacheGroupSpec(kv_cache_spec=spec, layer_names=names, kv_sharing=sharing)
 
 
 @st.composite
 def cache_groups_configs(draw: st.DrawFn, max_layers: int = 64) -> CacheGroupsConfig:
     """Whole configs: one to four groups with distinct type_ids over ``layer.0..n-1``.
 
-    Sometimes a lone uniform-type group, whose layer names are its members.
+    Sometimes a lone uniform-type group, whose layer names are its members; attention groups
+    sometimes with layers sharing a member's KV cache (named after every group's layers).
     """
     num_pages = draw(st.integers(1, 1 << 20))
     if draw(st.integers(0, 9)) == 0:
         uniform = draw(uniform_type_specs())
         members = list(uniform.kv_cache_specs)
+        shared = draw(kv_sharing_maps(members, first=len(members)))
         return CacheGroupsConfig(
             num_pages=num_pages,
-            kv_cache_groups=[CacheGroupSpec(kv_cache_spec=uniform, layer_names=members)],
+            kv_cache_groups=[
+                CacheGroupSpec(kv_cache_spec=uniform, layer_names=members, kv_sharing=shared)
+            ],
         )
     specs = draw(st.lists(layer_specs(), min_size=1, max_size=4, unique_by=lambda s: s.type_id))
     if len(specs) == 1 and draw(st.booleans()):
@@ -207,11 +262,15 @@ def cache_groups_configs(draw: st.DrawFn, max_layers: int = 64) -> CacheGroupsCo
     names: list[list[str]] = [[] for _ in specs]
     for index, owner in enumerate(owners):
         names[owner].append(f"layer.{index}")
+    sharing: list[dict[str, str] | None] = []
+    for spec, group in zip(specs, names, strict=True):
+        first = count + sum(len(m or ()) for m in sharing)  # sharing layers named after the rest
+        sharing.append(draw(kv_sharing_maps(group, first=first)) if _shares_kv(spec) else None)
     return CacheGroupsConfig(
         num_pages=num_pages,
         kv_cache_groups=[
-            CacheGroupSpec(kv_cache_spec=spec, layer_names=group)
-            for spec, group in zip(specs, names, strict=True)
+            CacheGroupSpec(kv_cache_spec=spec, layer_names=group, kv_sharing=shared)
+            for spec, group, shared in zip(specs, names, sharing, strict=True)
         ],
     )
 

@@ -2,12 +2,14 @@
 
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from kvschema import (
     CacheGroupsConfig,
@@ -16,6 +18,7 @@ from kvschema import (
     InvalidArgumentError,
     MambaSpec,
     SlidingWindowSpec,
+    UniformTypeSpec,
     check_compatible,
     fingerprint,
     layout_fingerprint,
@@ -248,38 +251,51 @@ def test_tensor_parallel_rules() -> None:
 
 def test_current_version_reads_unchanged() -> None:
     document = {
-        "schema_version": 1,
+        "schema_version": 2,
         "num_pages": 3,
         "kv_cache_groups": [{"kv_cache_spec": FULL.model_dump(mode="json")}],
     }
     assert migrate(document) == document
     assert read_config(json.dumps(document)).num_pages == 3
+
+
+def test_version_1_is_read_as_version_2_unchanged() -> None:
+    """Version 2 only added optional fields: a version-1 document migrates as it is."""
+    document = {
+        "schema_version": 1,
+        "num_pages": 3,
+        "kv_cache_groups": [{"kv_cache_spec": FULL.model_dump(mode="json")}],
+    }
+    assert migrate(document) == {**document, "schema_version": 2}
+    config = read_config(json.dumps(document))
+    assert (config.schema_version, config.num_pages, config.content_version) == (2, 3, 1)
     del document["schema_version"]  # absent means version 1
-    assert read_config(document).schema_version == 1
+    assert read_config(document).schema_version == 2
 
 
 def test_newer_version_is_refused_naming_both() -> None:
     with pytest.raises(
         UnsupportedVersionError,
-        match=f"schema_version 2; this kvschema reads up to {SCHEMA_VERSION}",
+        match=f"schema_version 3; this kvschema reads up to {SCHEMA_VERSION}",
     ):
-        read_config({"schema_version": 2, "num_pages": 1, "kv_cache_groups": []})
+        read_config({"schema_version": 3, "num_pages": 1, "kv_cache_groups": []})
 
 
 def test_older_version_is_migrated(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pretend this kvschema writes version 2, where version 1's `pages` became `num_pages`."""
+    """Pretend this kvschema writes version 3, where version 2's `pages` became `num_pages`:
+    a version-1 document goes through the real 1 -> 2 step, then the pretend 2 -> 3 one."""
     import kvschema.exchange.canonical as exchange
 
-    monkeypatch.setattr(exchange, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(exchange, "SCHEMA_VERSION", 3)
     monkeypatch.setitem(
         MIGRATIONS,
-        1,
+        2,
         lambda doc: {**{k: v for k, v in doc.items() if k != "pages"}, "num_pages": doc["pages"]},
     )
     migrated = migrate({"schema_version": 1, "pages": 9, "kv_cache_groups": []})
-    assert migrated == {"schema_version": 2, "num_pages": 9, "kv_cache_groups": []}
-    monkeypatch.delitem(MIGRATIONS, 1)
-    with pytest.raises(UnsupportedVersionError, match="no migration from schema_version 1 to 2"):
+    assert migrated == {"schema_version": 3, "num_pages": 9, "kv_cache_groups": []}
+    monkeypatch.delitem(MIGRATIONS, 2)
+    with pytest.raises(UnsupportedVersionError, match="no migration from schema_version 2 to 3"):
         migrate({"schema_version": 1})
 
 
@@ -287,3 +303,76 @@ def test_older_version_is_migrated(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_versions(version: Any) -> None:
     with pytest.raises(UnsupportedVersionError):
         migrate({"schema_version": version})
+
+
+# Fingerprints kvschema wrote with SCHEMA_VERSION 1 (computed from the version-1 code): schema
+# version 2 only added optional fields, so a layout that uses none of them keeps its bytes.
+VERSION_1_FINGERPRINTS = {
+    "examples/exchange/prefill-tp2.yaml": (
+        "sha256:f24e41c3816c7ac53f0c4137fe817b52a5f686797617b6365142fb922dcf5605",
+        "sha256:435c948478cc546ce9700357877fece3217178ab130c34a1963cf056eca90eeb",
+    ),
+    "examples/valid/gemma3-sliding-hybrid.yaml": (
+        "sha256:41b4b37cd7510bb39141753c8c6358deb8a0aa16b0e1ec765be382fe862c9be2",
+        "sha256:435c948478cc546ce9700357877fece3217178ab130c34a1963cf056eca90eeb",
+    ),
+    "examples/valid/jamba-mamba-hybrid.json": (
+        "sha256:b394c8aa704fe8e27f4e1145b0f4e4e07b996aa77402f3f4d5d5f8df9e85776f",
+        "sha256:d3808ac5347fb86fdec058285a242e2e18f10bf01b10424a3eecb84ff54795eb",
+    ),
+}
+
+
+@pytest.mark.parametrize("path", sorted(VERSION_1_FINGERPRINTS))
+def test_version_1_fingerprints_are_stable(path: str) -> None:
+    from kvschema.cli.loaders import load_file
+
+    (document,) = load_file(str(Path(__file__).resolve().parent.parent / path))
+    assert document.data["schema_version"] == 1
+    written, layout = VERSION_1_FINGERPRINTS[path]
+    for config in (
+        CacheGroupsConfig.model_validate(document.data),  # read as version 1
+        read_config(document.data),  # migrated to version 2
+        CacheGroupsConfig.model_validate({**document.data, "schema_version": 2}),
+    ):
+        assert (fingerprint(config), layout_fingerprint(config)) == (written, layout)
+        assert config.content_version == 1
+    mla = FullAttentionSpec(page_size=64, num_kv_heads=1, head_size=576, dtype="bf16", use_mla=True)
+    assert fingerprint(FULL) == (
+        "sha256:59a699e515f74b992a920d236120dcfc59f04ffc2d744bf25ffd81c10dcd01b8"
+    )
+    assert fingerprint(mla) == (
+        "sha256:ecdce9b55032aac9f6be4c0a440d73f2b834f2a637d1a828e4df4f544805b816"
+    )
+
+
+@given(cache_groups_configs())
+def test_canonical_version_is_the_newest_field_used(config: CacheGroupsConfig) -> None:
+    uses_new = any(
+        group.kv_sharing is not None
+        or any(
+            getattr(spec, "head_size_v", None) is not None
+            or getattr(spec, "cache_dtype_str", None) is not None
+            for spec in (
+                group.kv_cache_spec.kv_cache_specs.values()
+                if isinstance(group.kv_cache_spec, UniformTypeSpec)
+                else [group.kv_cache_spec]
+            )
+        )
+        for group in config.kv_cache_groups
+    )
+    assert config.content_version == (2 if uses_new else 1)
+    assert json.loads(to_canonical_json(config))["schema_version"] == config.content_version
+    document = json.loads(config.model_dump_json())
+    assert document["schema_version"] == SCHEMA_VERSION == 2
+    as_version_1 = {**document, "schema_version": 1}
+    if uses_new:  # a version-1 reader would refuse it: so does this one, told it is version 1
+        with pytest.raises(ValidationError, match="added in schema_version 2"):
+            CacheGroupsConfig.model_validate(as_version_1)
+    else:  # read as version 1 or as 2, the same layout and fingerprint
+        assert fingerprint(CacheGroupsConfig.model_validate(as_version_1)) == fingerprint(config)
+    if uses_new:
+        with pytest.raises(UnsupportedVersionError, match="says schema_version 1 but sets"):
+            read_config(as_version_1)
+    else:
+        assert read_config(as_version_1) == config  # migrated to version 2

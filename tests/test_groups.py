@@ -46,15 +46,15 @@ def test_every_layer_in_exactly_one_group(cfg: CacheGroupsConfig) -> None:
 
 def test_schema_version_is_written_and_defaults_to_current() -> None:
     cfg = config(CacheGroupSpec(kv_cache_spec=FULL))
-    assert cfg.model_dump()["schema_version"] == SCHEMA_VERSION == 1
+    assert cfg.model_dump()["schema_version"] == SCHEMA_VERSION == 2
 
 
 def test_newer_schema_version_is_refused_saying_so() -> None:
     with pytest.raises(
-        ValidationError, match="schema_version 2 is newer than this kvschema reads"
+        ValidationError, match="schema_version 3 is newer than this kvschema reads"
     ) as info:
         CacheGroupsConfig(
-            schema_version=2, num_pages=1, kv_cache_groups=[CacheGroupSpec(kv_cache_spec=FULL)]
+            schema_version=3, num_pages=1, kv_cache_groups=[CacheGroupSpec(kv_cache_spec=FULL)]
         )
     assert info.value.errors()[0]["type"] == "schema_version_unsupported"
 

@@ -33,6 +33,12 @@ KVSCHEMA_ONLY = {
     "duplicate_key",
     "mamba_dtype_form",
     "mamba_dtypes_count",
+    "kv_sharing_self",
+    "kv_sharing_layer_listed",
+    "kv_sharing_chain",
+    "kv_sharing_target_elsewhere",
+    "kv_sharing_without_layer_names",
+    "field_newer_than_schema_version",
 }
 
 

@@ -30,7 +30,7 @@ def test_schema_is_valid_draft_2020_12(name: str) -> None:
     schema = SCHEMAS[name]
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"].endswith(f":v1:{name}")
+    assert schema["$id"].endswith(f":v2:{name}")
     assert schema["title"] and schema["description"]
 
 
@@ -136,7 +136,7 @@ def test_structurally_invalid_specs_fail_both(spec: Any) -> None:
             ],
         },
         {
-            "schema_version": 2,
+            "schema_version": 3,
             "num_pages": 1,
             "kv_cache_groups": [
                 {

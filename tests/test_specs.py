@@ -35,8 +35,18 @@ def cdiv(a: int, b: int) -> int:
 
 
 def attention_page(spec: FullAttentionSpec | SlidingWindowSpec | ChunkedLocalAttentionSpec) -> int:
-    coef = 1 if spec.use_mla else 2
-    return coef * spec.page_size * spec.num_kv_heads * spec.head_size * dtype_size(spec.dtype)
+    """vLLM 0.33 ``AttentionSpec.page_size_bytes``: heads x tokens x bytes of one head and token,
+    which are K + V, one MLA latent (``head_size_v = 0``), or an MLA record format's bytes
+    (``MLAAttention.get_kv_cache_spec``: fp8_ds_mla 656, nvfp4_ds_mla 352)."""
+    records = {"fp8_ds_mla": 656, "nvfp4_ds_mla": 352}
+    if spec.cache_dtype_str is not None:
+        per_head = records[spec.cache_dtype_str]
+    elif spec.use_mla:
+        per_head = spec.head_size * dtype_size(spec.dtype)
+    else:
+        v_size = spec.head_size if spec.head_size_v is None else spec.head_size_v
+        per_head = (spec.head_size + v_size) * dtype_size(spec.dtype)
+    return spec.page_size * spec.num_kv_heads * per_head
 
 
 @given(full_attention_specs(), lengths)

@@ -4,7 +4,9 @@ The canonical form is one byte string per value: keys sorted (by UTF-16 code uni
 RFC 8785 sorts them), no insignificant whitespace, UTF-8, canonical dtype names, derived values
 included, and **fields at their defaults left out** — so an optional field added in a later
 version, at its default, leaves every existing fingerprint unchanged.  ``schema_version`` is
-always written.
+always written, as the oldest version that reads the layout
+(:attr:`~kvschema.CacheGroupsConfig.content_version`), not the version of the writer: a layout
+that uses no field of version 2 keeps the bytes and the fingerprint version 1 gave it.
 
 >>> from kvschema import FullAttentionSpec
 >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
@@ -46,8 +48,14 @@ class UnsupportedVersionError(KVSchemaError):
     error_type = "schema_version_unsupported"
 
 
+def _v1_to_v2(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 only added optional fields (``head_size_v``, ``cache_dtype_str``,
+    ``kv_sharing``): a version-1 document reads as version 2 unchanged."""
+    return document
+
+
 #: ``MIGRATIONS[n]`` turns a version-``n`` document (a dict) into a version ``n + 1`` one.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 def _plain(value: Any) -> Any:
@@ -81,6 +89,9 @@ def _utf16(key: str) -> bytes:
 def to_canonical_json(obj: Any) -> bytes:
     """The canonical bytes of a spec, a group or a ``CacheGroupsConfig``.
 
+    A config's ``schema_version`` is written as its ``content_version``: 1 for a layout a
+    version-1 reader reads, whichever version the document said.
+
     >>> from kvschema import MambaSpec
     >>> to_canonical_json(MambaSpec(page_size=1, shapes=[[4]], dtype="fp32"))
     b'{"dtype":"float32","kind":"mamba","page_size":1,"page_size_bytes":16,"shapes":[[4]],"type_id":"mamba_((4,),)_float32"}'
@@ -90,7 +101,10 @@ def to_canonical_json(obj: Any) -> bytes:
             f"to_canonical_json takes a spec, a CacheGroupSpec or a CacheGroupsConfig, "
             f"got {type(obj).__name__}"
         )
-    text = json.dumps(_plain(obj), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    data = _plain(obj)
+    if isinstance(obj, CacheGroupsConfig):
+        data["schema_version"] = obj.content_version
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.encode("utf-8")
 
 
@@ -159,6 +173,9 @@ def migrate(document: dict[str, Any]) -> dict[str, Any]:
 def read_config(document: dict[str, Any] | str | bytes) -> CacheGroupsConfig:
     """A ``CacheGroupsConfig`` from a peer's document (a dict or JSON), migrated if older.
 
+    An older document that sets a field its version does not have is refused, as model
+    validation refuses it (a reader of that version would have).
+
     >>> read_config('{"num_pages": 4, "kv_cache_groups": [{"kv_cache_spec": {"kind": "mamba",'
     ...             ' "page_size": 1, "shapes": [[4]], "dtype": "fp32"}}]}').num_pages
     4
@@ -168,4 +185,15 @@ def read_config(document: dict[str, Any] | str | bytes) -> CacheGroupsConfig:
             document = json.loads(document)
         except (ValueError, RecursionError) as err:
             raise InvalidArgumentError(f"not a JSON document: {err}") from None
-    return CacheGroupsConfig.model_validate(migrate(document))  # type: ignore[arg-type]
+    config = CacheGroupsConfig.model_validate(migrate(document))  # type: ignore[arg-type]
+    version = document.get("schema_version", 1)  # type: ignore[union-attr]  # migrate checked it
+    newer = config.fields_newer_than(version)
+    if newer:  # what model validation refuses in a document that says the older version
+        raise UnsupportedVersionError(
+            f"the document says schema_version {version} but sets {', '.join(newer)}, added in "
+            f"schema_version {config.content_version}; write schema_version "
+            f"{config.content_version}",
+            version=version,
+            fields=newer,
+        )
+    return config

@@ -39,6 +39,7 @@ Rule = Literal[
     "state_shapes",
     "tensor_parallel",
     "page_size",
+    "kv_sharing",
     "num_pages",
 ]
 
@@ -91,6 +92,49 @@ def _placement(config: CacheGroupsConfig) -> dict[str, tuple[str, Any]]:
                 out[name] = (f"{base}.kv_cache_specs['{name}']", spec.kv_cache_specs[name])
             else:
                 out[name] = (base, spec)
+    return out
+
+
+def _sharing(config: CacheGroupsConfig) -> dict[str, tuple[str, str]]:
+    """Sharing layer → (its place in the document, the layer whose KV cache it reads)."""
+    return {
+        name: (f"$.kv_cache_groups[{index}].kv_sharing['{name}']", target)
+        for index, group in enumerate(config.kv_cache_groups)
+        for name, target in (group.kv_sharing or {}).items()
+    }
+
+
+def _compare_sharing(
+    a: CacheGroupsConfig, b: CacheGroupsConfig, holding: dict[str, dict[str, Any]]
+) -> list[Difference]:
+    """Layers that read another layer's cache in one peer and not (or another's) in the other.
+
+    A sharing layer has no pages of its own (vLLM allocates it none), so there is nothing to
+    send it, or to fill it with, unless both peers share it from the same layer.
+    """
+    shared_a, shared_b = _sharing(a), _sharing(b)
+    out = []
+    for name in [*shared_a, *(n for n in shared_b if n not in shared_a)]:
+        path_a, target_a = shared_a.get(name, (None, None))
+        path_b, target_b = shared_b.get(name, (None, None))
+        in_a = target_a is not None or name in holding["a"]
+        in_b = target_b is not None or name in holding["b"]
+        if target_a == target_b or not (in_a and in_b):
+            continue  # the same target, or a layer one side lacks (the layer_names rule's)
+
+        def says(target: str | None) -> str:
+            return "keeps its own" if target is None else f"reads {target}'s"
+
+        out.append(
+            Difference(
+                rule="kv_sharing",
+                layer=name,
+                path=path_a or path_b or "$",
+                a=target_a,
+                b=target_b,
+                reason=f"{name} {says(target_a)} KV cache in a and {says(target_b)} in b",
+            )
+        )
     return out
 
 
@@ -160,6 +204,24 @@ def _compare_layer(
             b.head_size,
             f"{name} has heads of {a.head_size} in a and {b.head_size} in b",
         )
+    v_a, v_b = a.head_size_v or a.head_size, b.head_size_v or b.head_size
+    if v_a != v_b and (a.head_size_v, b.head_size_v) != (None, None):
+        diff(
+            "head_size",
+            "head_size_v",
+            a.head_size_v,
+            b.head_size_v,
+            f"{name} has V heads of {v_a} in a and {v_b} in b",
+        )
+    if a.cache_dtype_str != b.cache_dtype_str:
+        diff(
+            "dtype",
+            "cache_dtype_str",
+            a.cache_dtype_str,
+            b.cache_dtype_str,
+            f"{name} stores MLA pages as {a.cache_dtype_str or 'plain ' + a.dtype} in a and "
+            f"{b.cache_dtype_str or 'plain ' + b.dtype} in b",
+        )
     if a.use_mla != b.use_mla:
         diff("mla", "use_mla", a.use_mla, b.use_mla, f"{name} is MLA in one peer only")
     elif a.use_mla:
@@ -197,11 +259,13 @@ def check_compatible(
     """Whether ``a`` (sending, at tensor-parallel size ``tp_a``) can move pages to ``b``.
 
     The rules vLLM's prefill/decode transfer enforces at run time: the same layer names (group
-    placement may differ); per layer the same kind, window or chunk size, head size and cache
-    dtype; the same total KV heads (per-rank heads x tp; an MLA latent, or heads replicated
-    because tp exceeds them, must match per rank); tensor-parallel sizes that divide one
-    another; a receiving page size (tokens) that is a multiple of the sender's.  Only that last
-    rule depends on which side sends.  ``num_pages`` differences are reported as information.
+    placement may differ); per layer the same kind, window or chunk size, K and V head sizes and
+    cache dtype (an MLA cache format included); the same total KV heads (per-rank heads x tp;
+    an MLA latent, or heads replicated because tp exceeds them, must match per rank);
+    tensor-parallel sizes that divide one another; a layer that reads another layer's KV cache
+    (``kv_sharing``) reads the same one in both; a receiving page size (tokens) that is a
+    multiple of the sender's.  Only that last rule depends on which side sends.  ``num_pages``
+    differences are reported as information.
 
     >>> from kvschema import CacheGroupSpec, FullAttentionSpec
     >>> def peer(heads, tokens):
@@ -244,9 +308,12 @@ def check_compatible(
             )
         )
     layers_a, layers_b = _placement(a), _placement(b)
-    only_a = [n for n in layers_a if n not in layers_b]
-    only_b = [n for n in layers_b if n not in layers_a]
-    for side, names, placement in (("a", only_a, layers_a), ("b", only_b, layers_b)):
+    # every layer of a peer: those with a cache of their own, and those sharing another's
+    named_a = {**layers_a, **{n: (path, None) for n, (path, _) in _sharing(a).items()}}
+    named_b = {**layers_b, **{n: (path, None) for n, (path, _) in _sharing(b).items()}}
+    only_a = [n for n in named_a if n not in named_b]
+    only_b = [n for n in named_b if n not in named_a]
+    for side, names, placement in (("a", only_a, named_a), ("b", only_b, named_b)):
         for name in names:
             reason = (
                 f"{side} names no layers (layer_names is null: every layer)"
@@ -263,6 +330,7 @@ def check_compatible(
                     reason=reason,
                 )
             )
+    differences.extend(_compare_sharing(a, b, {"a": layers_a, "b": layers_b}))
     for name, (path, spec_a) in layers_a.items():
         if name in layers_b:
             _compare_layer(name, path, spec_a, layers_b[name][1], tp_a, tp_b, differences)

@@ -8,7 +8,7 @@ covers the raw page, a layer in one group only, merge rules — are checked by k
 >>> sorted(json_schemas())
 ['cache-group-spec', 'cache-groups-config', 'cache-spec']
 >>> json_schemas()["cache-spec"]["$id"]
-'urn:kvschema:schema:v1:cache-spec'
+'urn:kvschema:schema:v2:cache-spec'
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def schema_id(name: str, version: int = SCHEMA_VERSION) -> str:
     """The ``$id`` of schema ``name`` at schema version ``version``.
 
     >>> schema_id("cache-groups-config")
-    'urn:kvschema:schema:v1:cache-groups-config'
+    'urn:kvschema:schema:v2:cache-groups-config'
     """
     return f"urn:kvschema:schema:v{version}:{name}"
 

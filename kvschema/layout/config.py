@@ -4,12 +4,13 @@
 >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
 >>> config = CacheGroupsConfig(num_pages=1024, kv_cache_groups=[
 ...     CacheGroupSpec(kv_cache_spec=spec, layer_names=["layer.0", "layer.1"])])
->>> config.schema_version, config.layer_count
-(1, 2)
+>>> config.schema_version, config.layer_count, config.content_version
+(2, 2, 1)
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Self
 
 from annotated_types import Ge
@@ -21,6 +22,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -29,10 +31,37 @@ from kvschema.layout.masks import MaskDetailsInput, groups_from_mask_details
 from kvschema.layout.parallel import Parallelism
 from kvschema.spec.union import CacheSpec, PositiveInt
 
-__all__ = ["SCHEMA_VERSION", "CacheGroupSpec", "CacheGroupsConfig", "Parallelism"]
+__all__ = ["FIELD_VERSIONS", "SCHEMA_VERSION", "CacheGroupSpec", "CacheGroupsConfig", "Parallelism"]
 
 #: The schema version this kvschema writes, and the newest it reads.
-SCHEMA_VERSION = 1
+#: 2 added ``head_size_v`` and ``cache_dtype_str`` (attention specs) and ``kv_sharing`` (groups).
+SCHEMA_VERSION = 2
+
+#: Each optional field added after version 1 → the schema version that added it.  A document
+#: that sets one (to anything but its default) needs a reader of that version; one that sets
+#: none is readable by version 1 (see :attr:`CacheGroupsConfig.content_version`).
+FIELD_VERSIONS: Mapping[str, int] = {
+    "head_size_v": 2,
+    "cache_dtype_str": 2,
+    "kv_sharing": 2,
+    "parallelism": 2,
+}
+
+
+def _fields_set(node: Any) -> Iterator[str]:
+    """The names of every field set to a non-default value in ``node`` and the models inside it."""
+    if isinstance(node, BaseModel):
+        for name, field in type(node).model_fields.items():
+            value = getattr(node, name)
+            if value != field.default:
+                yield name
+                yield from _fields_set(value)
+    elif isinstance(node, Mapping):
+        for value in node.values():
+            yield from _fields_set(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from _fields_set(value)
 
 
 class CacheGroupsConfig(BaseModel):
@@ -86,6 +115,55 @@ class CacheGroupsConfig(BaseModel):
         """Validate a JSON document (see pydantic's ``BaseModel.model_validate_json``)."""
         return super().model_validate_json(json_data, **_one_name_set(kwargs))
 
+    @property
+    def content_version(self) -> int:
+        """The oldest schema version that can read this layout: the newest field it sets.
+
+        1 unless a group or spec sets a field that :data:`FIELD_VERSIONS` lists.  The
+        canonical form writes this as ``schema_version``, so upgrading kvschema changes no
+        fingerprint of a layout that uses none of the new fields.
+
+        >>> from kvschema import FullAttentionSpec
+        >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=192, head_size_v=128,
+        ...                          dtype="bf16")
+        >>> CacheGroupsConfig(num_pages=8, kv_cache_groups=[
+        ...     CacheGroupSpec(kv_cache_spec=spec)]).content_version
+        2
+        """
+        return max((FIELD_VERSIONS.get(name, 1) for name in _fields_set(self)), default=1)
+
+    def fields_newer_than(self, version: int) -> list[str]:
+        """The fields this layout sets that schema ``version`` does not have (sorted).
+
+        >>> from kvschema import FullAttentionSpec
+        >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=1, head_size=64, dtype="fp16")
+        >>> CacheGroupsConfig(num_pages=8, kv_cache_groups=[CacheGroupSpec(
+        ...     kv_cache_spec=spec, layer_names=["a"], kv_sharing={"b": "a"})]).fields_newer_than(1)
+        ['kv_sharing']
+        """
+        return sorted({name for name in _fields_set(self) if FIELD_VERSIONS.get(name, 1) > version})
+
+    @model_validator(mode="after")
+    def _fields_of_its_version(self) -> Self:
+        if self.schema_version >= SCHEMA_VERSION:
+            return self
+        newer = self.fields_newer_than(self.schema_version)
+        if newer:
+            error = _error(
+                "field_newer_than_schema_version",
+                "the document says schema_version {version} but sets {fields}, added in "
+                "schema_version {needed}; write schema_version {needed}",
+                {
+                    "version": self.schema_version,
+                    "fields": ", ".join(newer),
+                    "needed": max(FIELD_VERSIONS[name] for name in newer),
+                },
+                ("schema_version",),
+                self.schema_version,
+            )
+            raise ValidationError.from_exception_data(type(self).__name__, [error])
+        return self
+
     @field_validator("kv_cache_groups")
     @classmethod
     def _layers_once(
@@ -97,11 +175,13 @@ class CacheGroupsConfig(BaseModel):
         if None not in names:
             context = info.context
             seen = context.get(_SEEN) if type(context) is dict else None
-            listed = sum(map(len, names))  # type: ignore[arg-type]
+            # a group's own names and its sharing layers (never both: the group checks that)
+            named = [[*(group.layer_names or ()), *(group.kv_sharing or ())] for group in groups]
+            listed = sum(map(len, named))
             # Every name once, in every group: the union is as long as the lists.  The groups
             # built that union as they were validated (see _one_name_set); groups passed in as
             # instances were not, and a union without them falls short: the loops below decide.
-            if len(seen if seen is not None else set().union(*names)) == listed:  # type: ignore[arg-type]
+            if len(seen if seen is not None else set().union(*named)) == listed:
                 return groups
         errors: list[InitErrorDetails] = []
         for index, group in enumerate(groups):
@@ -118,7 +198,14 @@ class CacheGroupsConfig(BaseModel):
                 )
         owner: dict[str, int] = {}
         for index, group in enumerate(groups):
-            for position, name in enumerate(group.layer_names or ()):
+            places = [
+                *(
+                    ((index, "layer_names", at), name)
+                    for at, name in enumerate(group.layer_names or ())
+                ),
+                *(((index, "kv_sharing", name), name) for name in group.kv_sharing or ()),
+            ]
+            for loc, name in places:
                 first = owner.setdefault(name, index)
                 if first != index:
                     errors.append(
@@ -127,7 +214,7 @@ class CacheGroupsConfig(BaseModel):
                             "layer {name} is in group {first} and group {again}; "
                             "a layer belongs to one group",
                             {"name": name, "first": first, "again": index},
-                            (index, "layer_names", position),
+                            loc,
                             name,
                         )
                     )
@@ -137,10 +224,27 @@ class CacheGroupsConfig(BaseModel):
 
     @property
     def layer_count(self) -> int | None:
-        """Layers named across the groups, or None when a lone group covers every layer."""
+        """Layers with a cache of their own across the groups (sharing layers not counted), or
+        None when a lone group covers every layer."""
         if self.kv_cache_groups[0].layer_names is None:
             return None
         return sum(len(group.layer_names or ()) for group in self.kv_cache_groups)
+
+    @property
+    def kv_sharing(self) -> dict[str, str]:
+        """Every group's sharing layers: layer → the layer whose KV cache it reads.
+
+        >>> from kvschema import FullAttentionSpec
+        >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=1, head_size=64, dtype="fp16")
+        >>> CacheGroupsConfig(num_pages=8, kv_cache_groups=[CacheGroupSpec(
+        ...     kv_cache_spec=spec, layer_names=["a"], kv_sharing={"b": "a"})]).kv_sharing
+        {'b': 'a'}
+        """
+        return {
+            name: target
+            for group in self.kv_cache_groups
+            for name, target in (group.kv_sharing or {}).items()
+        }
 
     def layer_specs(self) -> dict[str, CacheSpec]:
         """Layer name → its group's spec, in group order (empty when layer_names is null).

@@ -76,6 +76,13 @@ class CacheGroupSpec(BaseModel):
         description="The group's layers, each once; null means every layer (a lone group only).",
     )
 
+    kv_sharing: Annotated[dict[LayerName, LayerName], Field(max_length=MAX_LAYERS)] | None = Field(
+        default=None,
+        description="Layers that keep no cache of their own and attend over the cache of a "
+        "layer in layer_names (vLLM's kv_sharing_target_layer_name): sharing layer -> its "
+        "target. They take no memory; null or {} means none.",
+    )
+
     @field_validator("layer_names")
     @classmethod
     def _unique_names(cls, names: list[str] | None, info: ValidationInfo) -> list[str] | None:
@@ -116,3 +123,76 @@ class CacheGroupSpec(BaseModel):
             else:
                 first_at[name] = position
         raise ValidationError.from_exception_data(cls.__name__, errors)
+
+    @field_validator("kv_sharing")
+    @classmethod
+    def _sharing_targets_here(
+        cls, sharing: dict[str, str] | None, info: ValidationInfo
+    ) -> dict[str, str] | None:
+        """Each sharing layer reads a layer of this group's that holds a cache; {} is None."""
+        if not sharing:
+            return None
+        if "layer_names" not in info.data:
+            return sharing  # layer_names failed: that error says what is wrong
+        names = info.data["layer_names"]
+        if names is None:
+            raise PydanticCustomError(
+                "kv_sharing_without_layer_names",
+                "kv_sharing needs the group's layer_names to name the targets "
+                "(layer_names is null: every layer)",
+            )
+        listed = set(names)
+        errors = [
+            _error(kind, template, {"name": name, "target": target}, (name,), target)
+            for name, target in sharing.items()
+            for kind, template in _sharing_problems(name, target, listed, sharing)
+        ]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        context = info.context
+        seen = context.get(_SEEN) if type(context) is dict else None
+        if seen is not None:  # inside CacheGroupsConfig: the config checks them across groups
+            seen.update(sharing)
+        return sharing
+
+
+def _sharing_problems(
+    name: str, target: str, listed: set[str], sharing: dict[str, str]
+) -> list[tuple[str, str]]:
+    """What is wrong with ``name`` reading ``target``'s cache: (error type, template) pairs.
+
+    The rules of vLLM 0.33: a layer never shares its own cache
+    (``validate_kv_sharing_target``, model_executor/layers/attention/attention.py); a sharing
+    layer gets no spec (``GPUModelRunner.get_kv_cache_spec`` skips it), so it is in no
+    group's layer_names; after planning it joins the group whose layer_names hold its target
+    (v1/worker/utils.py ``add_kv_sharing_layers_to_kv_cache_groups``, which looks the target
+    up among the groups' layers), so a target is a layer with a cache of its own: no chains.
+    """
+    if name == target:
+        return [("kv_sharing_self", "layer {name} cannot share its own KV cache")]
+    problems = []
+    if name in listed:
+        problems.append(
+            (
+                "kv_sharing_layer_listed",
+                "layer {name} shares {target}'s KV cache, so it keeps none of its own and "
+                "must not be in layer_names too",
+            )
+        )
+    if target in sharing:
+        problems.append(
+            (
+                "kv_sharing_chain",
+                "layer {name} shares the KV cache of {target}, which itself shares another "
+                "layer's; name the layer that holds the cache as the target",
+            )
+        )
+    elif target not in listed:
+        problems.append(
+            (
+                "kv_sharing_target_elsewhere",
+                "layer {name} shares the KV cache of {target}, which is not in this group's "
+                "layer_names; a sharing layer belongs to its target's group",
+            )
+        )
+    return problems

@@ -40,6 +40,7 @@ from kvschema.planning.plan import (
     pages_per_request,
     stage_sizes,
 )
+from kvschema.planning.sharing import attach_sharing_layers, drop_sharing_layers, sharing_map
 from kvschema.spec.sharding import shard_spec
 from kvschema.spec.union import CacheSpec, UniformTypeSpec
 
@@ -72,6 +73,7 @@ def plan_cache(
     specs_per_rank: bool = False,
     parallelism: Parallelism | None = None,
     allow_long_max_model_len: bool = False,
+    kv_sharing: Mapping[str, str] | None = None,
 ) -> CachePlan:
     """Plan the cache of a model for a per-rank memory budget; see ``docs/planner.md``.
 
@@ -96,6 +98,9 @@ def plan_cache(
     ``max_model_len`` defaults to the model's own when the layers know it (what
     ``layers_from_hf_config`` returns); a longer one is refused, as vLLM refuses it, unless
     ``allow_long_max_model_len`` (vLLM's ``VLLM_ALLOW_LONG_MAX_MODEL_LEN``).
+    ``kv_sharing`` maps layers that read another layer's KV cache (vLLM's
+    ``kv_sharing_target_layer_name``) to that layer: they take no memory, listed in ``layers``
+    or not, and join their target's group in the plan's config (``kvschema.planning.sharing``).
     Raises :class:`InsufficientMemoryError` when one request of ``max_model_len`` does not fit.
 
     >>> from kvschema import FullAttentionSpec
@@ -123,6 +128,8 @@ def plan_cache(
         async_scheduling,
     )
     specs = _rank_specs(layer_map(source), tp, scope)
+    sharing = sharing_map(source, kv_sharing)
+    specs = drop_sharing_layers(specs, sharing, pipeline_parallel_size=pp)
     grouped = hybrid_groups(specs) if strategy == "hybrid" else per_layer_groups(specs)
     pages = [
         pages_per_request(spec, inputs.max_model_len, inputs.tokens_in_flight)
@@ -130,7 +137,7 @@ def plan_cache(
     ]
     costs = _StageCosts.of(grouped, list(specs), inputs)
     stages = [costs.plan_stage(stage, budget, pages) for stage, budget in enumerate(costs.budgets)]
-    return _assemble(grouped, pages, stages, costs, inputs)
+    return attach_sharing_layers(_assemble(grouped, pages, stages, costs, inputs), sharing)
 
 
 # -- the steps ------------------------------------------------------------------------------

@@ -3,6 +3,9 @@
 >>> SlidingWindowSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16",
 ...                   sliding_window=4096).page_size_bytes
 65536
+>>> FullAttentionSpec(page_size=64, num_kv_heads=1, head_size=576, dtype="uint8", use_mla=True,
+...                   cache_dtype_str="fp8_ds_mla").page_size_bytes  # 656 bytes per token
+41984
 """
 
 from __future__ import annotations
@@ -30,11 +33,50 @@ from kvschema.spec.base import (
 )
 from kvschema.spec.dtypes import DTypeName, dtype_size
 
-__all__ = ["ATTENTION_SPECS", "ChunkedLocalAttentionSpec", "FullAttentionSpec", "SlidingWindowSpec"]
+__all__ = [
+    "ATTENTION_SPECS",
+    "MLA_CACHE_FORMATS",
+    "ChunkedLocalAttentionSpec",
+    "FullAttentionSpec",
+    "MLACacheFormat",
+    "SlidingWindowSpec",
+]
+
+#: vLLM's MLA cache formats that store each token as one opaque record: format -> bytes per
+#: token and KV head.  vLLM 0.33 ``MLAAttention.get_kv_cache_spec``
+#: (model_executor/layers/attention/mla_attention.py) sets ``state_content_bytes`` to
+#: ``{"fp8_ds_mla": 656, "nvfp4_ds_mla": 352}``, whatever the head size; the layouts are
+#: described in v1/attention/backends/mla/flashmla_sparse.py (656 = 512 fp8 NoPE values +
+#: 4 fp32 scales + 64 bf16 RoPE values; 352 = 512 packed fp4 values + 64 fp8 RoPE values +
+#: 32 fp8 scales).
+MLA_CACHE_FORMATS: dict[str, int] = {"fp8_ds_mla": 656, "nvfp4_ds_mla": 352}
+
+#: The values ``cache_dtype_str`` takes (vLLM's names for the formats above).
+MLACacheFormat = Literal["fp8_ds_mla", "nvfp4_ds_mla"]
+
+
+def _attention_schema(schema: dict[str, Any]) -> None:
+    """The derived values, and the MLA-only fields' conditions, which JSON Schema can state."""
+    _add_derived_properties(schema)
+    schema["allOf"] = [
+        {
+            "description": "An MLA spec stores one latent per token: no separate head_size_v.",
+            "if": {"required": ["use_mla"], "properties": {"use_mla": {"const": True}}},
+            "then": {"properties": {"head_size_v": {"type": "null"}}},
+        },
+        {
+            "description": "cache_dtype_str names an MLA cache format: only with use_mla true.",
+            "if": {
+                "required": ["cache_dtype_str"],
+                "properties": {"cache_dtype_str": {"type": "string"}},
+            },
+            "then": {"required": ["use_mla"], "properties": {"use_mla": {"const": True}}},
+        },
+    ]
 
 
 def _full_attention_schema(schema: dict[str, Any]) -> None:
-    _add_derived_properties(schema)
+    _attention_schema(schema)
     recorded = ("sliding_window", "attention_chunk_size")
     schema["not"] = {
         "description": "A window and a chunk size are never both recorded.",
@@ -44,7 +86,15 @@ def _full_attention_schema(schema: dict[str, Any]) -> None:
 
 
 class _AttentionBase(_SpecBase):
-    """Attention layers: K and V (or one MLA latent) per token and KV head."""
+    """Attention layers: K and V (or one MLA latent) per token and KV head.
+
+    Page bytes follow vLLM 0.33 ``AttentionSpec.page_size_bytes``
+    (v1/kv_cache_interface.py): ``num_kv_heads x page_size x`` the bytes of one head and token,
+    ``(head_size + head_size_v) x dtype`` for K and V, ``head_size x dtype`` for an MLA latent
+    (``MLAAttentionSpec`` fixes ``head_size_v = 0``), or the record of ``cache_dtype_str``.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_attention_schema)
 
     num_kv_heads: PositiveInt = Field(description="KV heads this cache holds (per rank).")
     head_size: PositiveInt = Field(description="Elements per head and token.")
@@ -52,23 +102,59 @@ class _AttentionBase(_SpecBase):
     use_mla: StrictBool = Field(
         default=False, description="One latent vector per token (MLA) instead of K and V."
     )
+    head_size_v: PositiveInt | None = Field(
+        default=None,
+        description="Elements per V head and token when V heads differ from K heads; "
+        "null means head_size. Never with MLA.",
+    )
+    cache_dtype_str: MLACacheFormat | None = Field(
+        default=None,
+        description="An MLA cache format storing each token as one record (fp8_ds_mla: 656 "
+        "bytes, nvfp4_ds_mla: 352), whatever head_size and dtype; MLA specs only.",
+    )
     page_size_padded: PositiveInt | None = Field(
         default=None,
         description="Bytes of a page padded up to share a page size with other layers; "
         ">= the raw page.",
     )
 
+    @field_validator("head_size_v")
+    @classmethod
+    def _v_heads(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """None for V heads the size of K heads (one spec, one form); never with MLA."""
+        if value is not None and info.data.get("use_mla"):
+            raise PydanticCustomError(
+                "mla_head_size_v",
+                "an MLA spec stores one latent per token and no separate V: omit head_size_v "
+                "(got {value})",
+                {"value": value},
+            )
+        return None if value == info.data.get("head_size") else value
+
+    @field_validator("cache_dtype_str")
+    @classmethod
+    def _mla_format(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and "use_mla" in info.data and not info.data["use_mla"]:
+            raise PydanticCustomError(
+                "cache_dtype_str_not_mla",
+                "cache_dtype_str '{value}' is an MLA cache format, but this {kind} spec is not "
+                "MLA (use_mla=false); a plain fp8 cache is dtype fp8 without cache_dtype_str",
+                {"value": value, "kind": info.data.get("kind", "attention")},
+            )
+        return value
+
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
         try:
-            coef = 1 if fields["use_mla"] else 2
-            raw: int = (
-                coef
-                * fields["page_size"]
-                * fields["num_kv_heads"]
-                * fields["head_size"]
-                * dtype_size(fields["dtype"])
-            )
+            record = fields["cache_dtype_str"]
+            if record is not None:
+                per_head = MLA_CACHE_FORMATS[record]
+            elif fields["use_mla"]:
+                per_head = fields["head_size"] * dtype_size(fields["dtype"])
+            else:
+                v_size = fields["head_size_v"] or fields["head_size"]
+                per_head = (fields["head_size"] + v_size) * dtype_size(fields["dtype"])
+            raw: int = fields["page_size"] * fields["num_kv_heads"] * per_head
         except KeyError:
             return None
         return raw
@@ -145,6 +231,11 @@ class SlidingWindowSpec(_AttentionBase):
         default=False,
         description="Always false: MLA has no sliding-window cache.",
         json_schema_extra={"const": False},
+    )
+    cache_dtype_str: MLACacheFormat | None = Field(
+        default=None,
+        description="Always null: an MLA cache format, and MLA has no sliding-window cache.",
+        json_schema_extra={"const": None},
     )
     sliding_window: PositiveInt = Field(description="Tokens the window reaches back.")
     given_type_id: GivenTypeId = None
