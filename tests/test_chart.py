@@ -31,8 +31,6 @@ DOC_CHARTS = {
         "16GiB",
         "--max-model-len",
         "65536",
-        "--page-size",
-        "1040",
     ],
 }
 

@@ -198,15 +198,29 @@ def _read_one(name: str, kind: str, args: argparse.Namespace) -> tuple[int, Any]
 
 
 def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
+    """The per-rank layers of ``--hf-config``: paged as vLLM pages them, unless planned for
+    EasyDeL's per-layer pool (``--strategy per_layer``), which keeps the plain pages."""
     from kvschema.errors import KVSchemaError
     from kvschema.models.hf import layers_from_hf_config
+    from kvschema.planning.engine import DEFAULT_BLOCK_SIZE, vllm_layers_from_hf_config
 
+    common = {
+        "kv_cache_dtype": args.kv_cache_dtype,
+        "tensor_parallel_size": args.tp,
+        "mamba_cache_dtype": args.mamba_cache_dtype,
+        "mamba_ssm_cache_dtype": args.mamba_ssm_cache_dtype,
+    }
     try:
-        return EXIT_OK, layers_from_hf_config(
+        if getattr(args, "strategy", "hybrid") == "per_layer":
+            page = DEFAULT_BLOCK_SIZE if args.page_size is None else args.page_size
+            return EXIT_OK, layers_from_hf_config(args.hf_config, page_size=page, **common)
+        return EXIT_OK, vllm_layers_from_hf_config(
             args.hf_config,
-            page_size=args.page_size,
-            kv_cache_dtype=args.kv_cache_dtype,
-            tensor_parallel_size=args.tp,
+            block_size=args.page_size,
+            enable_prefix_caching=getattr(args, "enable_prefix_caching", None),
+            max_model_len=getattr(args, "max_model_len", None),
+            gdn_prefill_backend=args.gdn_prefill_backend,
+            **common,
         )
     except KVSchemaError as err:
         print(f"kvschema: {err.message} [{err.error_type}]", file=sys.stderr)
