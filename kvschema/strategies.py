@@ -140,7 +140,7 @@ def chunked_local_attention_specs() -> st.SearchStrategy[ChunkedLocalAttentionSp
 
 @st.composite
 def mamba_specs(draw: st.DrawFn) -> MambaSpec:
-    """Recurrent-state specs with one to three states, sometimes padded."""
+    """Recurrent-state specs with one to three states, sometimes padded, in either cache mode."""
     shapes = draw(
         st.lists(
             st.lists(st.integers(1, 512), min_size=1, max_size=3).map(tuple), min_size=1, max_size=3
@@ -155,8 +155,15 @@ def mamba_specs(draw: st.DrawFn) -> MambaSpec:
         form = {"dtypes": tuple(per_state)}
         raw = sum(prod(s) * dtype_size(d) for s, d in zip(shapes, per_state, strict=True))
     padded = draw(st.none() | st.integers(raw, raw * 2))
+    mode = draw(st.sampled_from(["none", "align"]))
     return MambaSpec(
-        page_size=draw(_page_sizes), shapes=tuple(shapes), page_size_padded=padded, **form
+        page_size=draw(_page_sizes),
+        shapes=tuple(shapes),
+        page_size_padded=padded,
+        mamba_cache_mode=mode,
+        num_speculative_blocks=draw(st.integers(0, 3)),
+        num_prefill_checkpoint_blocks=draw(st.integers(0, 1)) if mode == "align" else 0,
+        **form,
     )
 
 

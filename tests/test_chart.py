@@ -31,8 +31,6 @@ DOC_CHARTS = {
         "16GiB",
         "--max-model-len",
         "8192",
-        "--page-size",
-        "1040",
     ],
 }
 

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from kvschema.cli.units import human_bytes, parse_size, parse_sizes
 ROOT = Path(__file__).resolve().parent.parent
 GEMMA = str(ROOT / "examples" / "plan" / "gemma3-27b-layers.yaml")
 JAMBA = str(ROOT / "examples" / "plan" / "jamba-layers.yaml")
+HF = ROOT / "tests" / "fixtures" / "hf"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -63,11 +65,14 @@ def test_plan_table(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
+    # Jamba v0.1 at tp = 2, paged as vLLM 0.33 pages it: 4 of 8 KV heads (2 KiB a token) and
+    # a 152 KiB state page give an 80-token block (16 x cdiv(155648, 16 x 2048)), pages of
+    # 160 KiB, 4 layers a group: 24 GiB // 640 KiB = 39321 page indices.
     code, out, _ = run(
         capsys,
         "plan",
-        "--layers",
-        JAMBA,
+        "--hf-config",
+        str(HF / "jamba-v0.1.json"),
         "--memory",
         "24GiB",
         "--max-model-len",
@@ -79,9 +84,30 @@ def test_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert code == 0
     plan = json.loads(out)
-    assert plan["config"]["num_pages"] == 20695
+    assert plan["config"]["num_pages"] == 39321
     assert plan["inputs"]["tensor_parallel_size"] == 2
     assert len(plan["pages_per_request"]) == len(plan["config"]["kv_cache_groups"]) == 8
+    assert plan["pages_per_request"] == [2] * 7 + [820]  # align mode: two state pages
+
+
+def test_whole_model_state_specs_are_not_sharded(capsys: pytest.CaptureFixture[str]) -> None:
+    # A layer file's MambaSpec does not say how its state splits: at tp = 2 the planner refuses
+    # (it used to plan the whole state on every rank) and names the ways out.
+    code, out, err = run(
+        capsys,
+        "plan",
+        "--layers",
+        JAMBA,
+        "--memory",
+        "24GiB",
+        "--max-model-len",
+        "65536",
+        "--tp",
+        "2",
+    )
+    assert (code, out) == (1, "")
+    assert "cannot be split over tensor_parallel_size=2" in err
+    assert "--hf-config" in err and "specs_per_rank=True" in err
 
 
 def test_plan_from_groups(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -217,9 +243,6 @@ def test_diff_usage_and_invalid_files_exit_2(capsys: pytest.CaptureFixture[str])
     assert run(capsys, "diff", str(EXCHANGE / "prefill-tp2.yaml"))[0] == 2
 
 
-HF = ROOT / "tests" / "fixtures" / "hf"
-
-
 def test_layers_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "layers", "--hf-config", str(HF / "nemotron-h-8b.json"))
     assert code == 0
@@ -264,3 +287,51 @@ def test_plan_from_hf_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         plan["config"]["kv_cache_groups"][-1]["kv_cache_spec"]["num_kv_heads"] == 8
     )  # 16 heads / 2
+
+
+def test_plan_hf_config_pages_as_vllm(capsys: pytest.CaptureFixture[str]) -> None:
+    def plan(name: str, *extra: str) -> dict[str, Any]:
+        code, out, err = run(
+            capsys,
+            "plan",
+            "--hf-config",
+            str(HF / f"{name}.json"),
+            "--memory",
+            "20GiB",
+            "--max-model-len",
+            "32768",
+            "-o",
+            "json",
+            *extra,
+        )
+        assert code == 0, err
+        document: dict[str, Any] = json.loads(out)
+        return document
+
+    def specs(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {
+            g["kv_cache_spec"]["kind"]: g["kv_cache_spec"]
+            for g in document["config"]["kv_cache_groups"]
+        }
+
+    default = specs(plan("qwen3-next-80b"))
+    assert default["full_attention"]["page_size"] == 576  # FlashInfer's 64-token checkpoints
+    assert default["mamba"]["mamba_cache_mode"] == "align"
+    assert default["mamba"]["num_prefill_checkpoint_blocks"] == 1
+    triton = specs(plan("qwen3-next-80b", "--gdn-prefill-backend", "triton"))
+    assert triton["full_attention"]["page_size"] == 544
+    assert triton["mamba"]["num_prefill_checkpoint_blocks"] == 0
+    off = plan("jamba-v0.1", "--no-enable-prefix-caching")
+    assert specs(off)["mamba"]["mamba_cache_mode"] == "none"
+    assert specs(off)["mamba"]["page_size"] == 32768  # one block of max_model_len tokens
+    assert off["pages_per_request"] == [1] * 7 + [410]
+    grain = specs(plan("jamba-v0.1", "--page-size", "48"))  # vLLM's --block-size: the grain
+    assert grain["full_attention"]["page_size"] == 96
+    ssm = specs(
+        plan("nemotron-h-8b", "--mamba-ssm-cache-dtype", "bfloat16", "--allow-long-max-model-len")
+    )  # an 8K model: 32768 only when allowed
+    assert ssm["mamba"]["dtype"] == "bfloat16"
+    # EasyDeL's per-layer pool does not align blocks: the plain 16-token pages
+    per_layer = specs(plan("jamba-v0.1", "--strategy", "per_layer"))
+    assert per_layer["full_attention"]["page_size"] == 16
+    assert per_layer["mamba"]["page_size_padded"] is None

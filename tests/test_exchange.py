@@ -348,11 +348,14 @@ def test_version_1_fingerprints_are_stable(path: str) -> None:
 
 @given(cache_groups_configs())
 def test_canonical_version_is_the_newest_field_used(config: CacheGroupsConfig) -> None:
-    uses_new = any(
+    uses_new = config.parallelism is not None or any(
         group.kv_sharing is not None
         or any(
             getattr(spec, "head_size_v", None) is not None
             or getattr(spec, "cache_dtype_str", None) is not None
+            or getattr(spec, "mamba_cache_mode", "none") != "none"
+            or getattr(spec, "num_speculative_blocks", 0) != 0
+            or getattr(spec, "num_prefill_checkpoint_blocks", 0) != 0
             for spec in (
                 group.kv_cache_spec.kv_cache_specs.values()
                 if isinstance(group.kv_cache_spec, UniformTypeSpec)

@@ -51,6 +51,11 @@ CASES = [
     ("nemotron-h-8b", {"full_attention": 4, "mamba": 24}, 4 * 2 * 8 * 128 * 2),
     ("qwen3-next-80b", {"full_attention": 12, "mamba": 36}, 12 * 2 * 2 * 256 * 2),
     ("qwen3.5", {"full_attention": 2, "mamba": 6}, 2 * 2 * 2 * 256 * 2),
+    ("qwen3.5-0.8b", {"full_attention": 6, "mamba": 18}, 6 * 2 * 2 * 256 * 2),
+    ("granite-4.0-h-350m", {"full_attention": 4, "mamba": 28}, 4 * 2 * 4 * 64 * 2),
+    # Falcon-H1 runs attention and Mamba-2 side by side in every layer
+    ("falcon-h1-7b", {"full_attention": 44, "mamba": 44}, 44 * 2 * 2 * 128 * 2),
+    ("falcon-h1-tiny-90m", {"full_attention": 24, "mamba": 24}, 24 * 2 * 2 * 64 * 2),
 ]
 
 
@@ -60,6 +65,7 @@ def test_family(name: str, counts: dict[str, int], per_token: int) -> None:
     assert kinds(layers) == counts
     assert layers.kv_bytes_per_token() == per_token
     assert list(layers) == sorted(layers, key=lambda n: int(n.split(".")[1]))
+    assert [n for n in layers.layer_names if n not in layers.no_cache] == list(layers)
 
 
 def test_every_fixture_is_covered() -> None:
@@ -120,10 +126,11 @@ def test_jamba_mamba1_state() -> None:
         28,
     ]
     state = layers["layer.0"]
-    assert state.shapes == ((8192, 3), (8192, 16))  # (expand x hidden, d_conv - 1), (.., d_state)
+    # vLLM's default "SD" conv layout: (d_conv - 1, expand x hidden), then (.., d_state)
+    assert state.shapes == ((3, 8192), (8192, 16))
     assert state.page_size_bytes == (8192 * 3 + 8192 * 16) * 2
     assert layers.state_bytes_per_request() == 28 * state.page_size_bytes
-    assert load("jamba-v0.1", tensor_parallel_size=2)["layer.0"].shapes == ((4096, 3), (4096, 16))
+    assert load("jamba-v0.1", tensor_parallel_size=2)["layer.0"].shapes == ((3, 4096), (4096, 16))
 
 
 def test_nemotron_h_mamba2_state_and_cacheless_layers() -> None:
@@ -136,9 +143,12 @@ def test_nemotron_h_mamba2_state_and_cacheless_layers() -> None:
     assert state.shapes == ((3, 8192 + 2 * 8 * 128), (128, 64, 128))
     assert state.dtypes == ("bfloat16", "float32")  # SSM state in float32 when unset
     assert state.page_size_bytes == 3 * 10240 * 2 + 128 * 64 * 128 * 4
-    sharded = load("nemotron-h-8b", tensor_parallel_size=16)["layer.0"]
-    # 8 groups padded up to 16 for 16 ranks
-    assert sharded.shapes == ((3, (8192 + 2 * 16 * 128) // 16), (8, 64, 128))
+    sharded = load("nemotron-h-8b", tensor_parallel_size=8)["layer.0"]
+    assert sharded.shapes == ((3, (8192 + 2 * 8 * 128) // 8), (16, 64, 128))
+    # vLLM's MambaMixer2 needs tp to divide the groups (or one group): 8 groups over 16 ranks
+    # fail there, so they are refused here (they used to be padded up to 16)
+    with pytest.raises(HFConfigError, match="8 Mamba-2 groups cannot be split"):
+        load("nemotron-h-8b", tensor_parallel_size=16)
 
 
 def test_gated_delta_net_state() -> None:
@@ -147,11 +157,69 @@ def test_gated_delta_net_state() -> None:
         range(3, 48, 4)
     )
     state = layers["layer.0"]
-    assert state.shapes == ((2 * 16 * 128 + 32 * 128, 3), (32, 128, 128))
+    assert state.shapes == ((3, 2 * 16 * 128 + 32 * 128), (32, 128, 128))
     assert state.dtype == "bfloat16"
     qwen35 = load("qwen3.5")  # layer_types and mamba_ssm_dtype
     assert qwen35["layer.0"].dtypes == ("bfloat16", "float32")
     assert qwen35["layer.3"].kind == "full_attention"
+    # vLLM reads mamba_ssm_dtype for Qwen3.5 only (Qwen3_5ForConditionalGenerationConfig):
+    # a Qwen3-Next config that carries it keeps its SSM state in the model dtype
+    config = json.loads((FIXTURES / "qwen3-next-80b.json").read_text())
+    next_with_field = layers_from_hf_config({**config, "mamba_ssm_dtype": "float32"})
+    assert next_with_field["layer.0"].dtype == "bfloat16"
+    # --mamba-cache-dtype / --mamba-ssm-cache-dtype win over the family's own setting
+    assert load("qwen3.5", mamba_ssm_cache_dtype="bf16")["layer.0"].dtype == "bfloat16"
+    assert load("qwen3-next-80b", mamba_cache_dtype="fp32")["layer.0"].dtype == "float32"
+    assert load("nemotron-h-8b", mamba_ssm_cache_dtype="float16")["layer.0"].dtypes == (
+        "bfloat16",
+        "float16",
+    )
+    with pytest.raises(HFConfigError, match="mamba_cache_dtype must be one of"):
+        load("jamba-v0.1", mamba_cache_dtype="fp8")
+
+
+def test_granite_4_h_mamba2_state() -> None:
+    layers = load("granite-4.0-h-350m")
+    assert [i for i, s in enumerate(layers.values()) if s.kind == "full_attention"] == [
+        10,
+        13,
+        17,
+        27,
+    ]
+    state = layers["layer.0"]
+    # intermediate = mamba_expand (2, the class default) x 768; one group of 128
+    assert state.shapes == ((3, 1536 + 2 * 1 * 128), (48, 32, 128))
+    assert state.dtype == "bfloat16"
+    assert layers.mixers == ("mamba2",)
+    # one group over 4 ranks is replicated to each: (1536 + 2 x 4 x 128) / 4 conv channels
+    assert load("granite-4.0-h-350m", tensor_parallel_size=4)["layer.0"].shapes == (
+        (3, (1536 + 2 * 4 * 128) // 4),
+        (12, 32, 128),
+    )
+    attention = layers["layer.10"]
+    assert (attention.num_kv_heads, attention.head_size) == (4, 768 // 12)
+    spelled = {
+        "model_type": "granitemoehybrid",
+        "num_hidden_layers": 2,
+        "layer_types": ["linear_attention", "full_attention"],
+        "torch_dtype": "bfloat16",
+    }
+    assert kinds(layers_from_hf_config(spelled)) == {"mamba": 1, "full_attention": 1}
+    with pytest.raises(HFConfigError, match="layer_types must list 2 entries from attention"):
+        layers_from_hf_config({**spelled, "layer_types": ["mamba", "sliding_attention"]})
+
+
+def test_falcon_h1_keeps_attention_and_state_in_every_layer() -> None:
+    layers = load("falcon-h1-7b")
+    assert list(layers)[:4] == ["layer.0.attn", "layer.0.mamba", "layer.1.attn", "layer.1.mamba"]
+    assert layers.layer_names == tuple(layers)
+    state = layers["layer.0.mamba"]
+    # mamba_d_ssm (3072) + 2 x 1 group x 256; 24 heads of 128
+    assert state.shapes == ((3, 3072 + 2 * 256), (24, 128, 256))
+    tiny = load("falcon-h1-tiny-90m")["layer.0.mamba"]
+    assert tiny.shapes == ((3, 896), (24, 32, 64))  # vLLM's Falcon-H1-Tiny test data
+    with pytest.raises(HFConfigError, match="use layers_from_hf_config"):
+        mask_details_from_hf_config(FIXTURES / "falcon-h1-7b.json")
 
 
 def test_tensor_parallel_heads() -> None:

@@ -153,7 +153,7 @@ SHARDED = textwrap.dedent(
     import json, jax
     from jax.sharding import Mesh
     import numpy as np
-    from kvschema import FullAttentionSpec, MambaSpec, plan_cache
+    from kvschema import FullAttentionSpec, MambaSpec, plan_cache, shard_spec
     from kvschema.jax import allocate, verify
 
     out = {}
@@ -163,10 +163,12 @@ SHARDED = textwrap.dedent(
                 "attn.0": FullAttentionSpec(page_size=16, num_kv_heads=total_heads, head_size=64, dtype="bf16"),
                 "attn.1": FullAttentionSpec(page_size=16, num_kv_heads=total_heads, head_size=64, dtype="bf16"),
                 "mla": FullAttentionSpec(page_size=16, num_kv_heads=1, head_size=96, dtype="bf16", use_mla=True),
-                "state": MambaSpec(page_size=16, shapes=[[64, 3]], dtype="fp32"),
             }
+            # one rank's specs: attention sharded by heads, and a state already per rank
+            layers = {name: shard_spec(spec, tp) for name, spec in layers.items()}
+            layers["state"] = MambaSpec(page_size=16, shapes=[[64, 3]], dtype="fp32")
             plan = plan_cache(layers, available_bytes=1 << 22, max_model_len=64, max_num_batched_tokens=16,
-                              strategy="per_layer", tensor_parallel_size=tp)
+                              strategy="per_layer", tensor_parallel_size=tp, specs_per_rank=True)
             mesh = Mesh(np.array(jax.devices()[:tp]), ("tp",))
             cache = allocate(plan, mesh=mesh)
             verify(plan, cache)

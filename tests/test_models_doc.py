@@ -2,13 +2,18 @@
 
 from pathlib import Path
 
-from kvschema.hf import layers_from_hf_config
+from kvschema.hf import HFLayers, layers_from_hf_config
 from kvschema.models.families import FAMILY_DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "hf"
 BEGIN, END = "<!-- fixtures table: begin -->", "<!-- fixtures table: end -->"
 DEFAULTS_BEGIN, DEFAULTS_END = "<!-- defaults table: begin -->", "<!-- defaults table: end -->"
+
+
+def decoder_layers(layers: HFLayers) -> int:
+    """Decoder layers: a Falcon-H1 layer keeps two specs (``layer.i.attn``, ``layer.i.mamba``)."""
+    return len({name.split(".")[1] for name in layers.layer_names})
 
 
 def fixtures_table() -> str:
@@ -20,7 +25,7 @@ def fixtures_table() -> str:
         layers = layers_from_hf_config(path)
         kinds = [spec.kind for spec in layers.values()]
         rows.append(
-            f"| `{path.stem}` | {layers.model_type} | {len(layers) + len(layers.no_cache)} | "
+            f"| `{path.stem}` | {layers.model_type} | {decoder_layers(layers)} | "
             f"{kinds.count('full_attention')} | {kinds.count('sliding_window')} | "
             f"{kinds.count('local_attention')} | {kinds.count('mamba')} | {len(layers.no_cache)} | "
             f"{layers.dtype} | {layers.kv_bytes_per_token():,} | {layers.state_bytes_per_request():,} |"

@@ -42,15 +42,35 @@ def _hf_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--page-size",
         type=_positive,
-        default=16,
+        default=None,
         metavar="N",
-        help="tokens per page (with --hf-config)",
+        help="tokens per page, as vLLM's --block-size (with --hf-config; default: vLLM's, 16, "
+        "grown for a hybrid model until one attention page holds one state page)",
     )
     parser.add_argument(
         "--kv-cache-dtype",
         default="auto",
         metavar="DTYPE",
         help="cache dtype (with --hf-config; default auto: the checkpoint's dtype)",
+    )
+    parser.add_argument(
+        "--mamba-cache-dtype",
+        default="auto",
+        metavar="DTYPE",
+        help="recurrent-state dtype (with --hf-config; default auto: the model's dtype)",
+    )
+    parser.add_argument(
+        "--mamba-ssm-cache-dtype",
+        default="auto",
+        metavar="DTYPE",
+        help="SSM-state dtype (with --hf-config; default auto: the family's setting)",
+    )
+    parser.add_argument(
+        "--gdn-prefill-backend",
+        choices=["flashinfer", "triton"],
+        default="flashinfer",
+        help="gated delta-net prefill kernel (Qwen3-Next, Qwen3.5; default flashinfer, vLLM's "
+        "choice on Hopper: 64-token checkpoints and one more state page per request)",
     )
 
 
@@ -182,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="pipeline-parallel size (default: the document's parallelism, else 1)",
     )
     plan.add_argument("--async-scheduling", action="store_true", help="two steps in flight (pp=1)")
+    plan.add_argument(
+        "--no-enable-prefix-caching",
+        dest="enable_prefix_caching",
+        action="store_false",
+        default=None,
+        help="as vLLM's flag (with --hf-config): one state page per request instead of two",
+    )
     plan.add_argument("--strategy", choices=["hybrid", "per_layer"], default="hybrid")
     _hf_options(plan)
     plan.add_argument(

@@ -216,15 +216,29 @@ def _read_one(
 
 
 def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
+    """The per-rank layers of ``--hf-config``: paged as vLLM pages them, unless planned for
+    EasyDeL's per-layer pool (``--strategy per_layer``), which keeps the plain pages."""
     from kvschema.errors import KVSchemaError
     from kvschema.models.hf import layers_from_hf_config
+    from kvschema.planning.engine import DEFAULT_BLOCK_SIZE, vllm_layers_from_hf_config
 
+    common = {
+        "kv_cache_dtype": args.kv_cache_dtype,
+        "tensor_parallel_size": args.tp or 1,
+        "mamba_cache_dtype": args.mamba_cache_dtype,
+        "mamba_ssm_cache_dtype": args.mamba_ssm_cache_dtype,
+    }
     try:
-        return EXIT_OK, layers_from_hf_config(
+        if getattr(args, "strategy", "hybrid") == "per_layer":
+            page = DEFAULT_BLOCK_SIZE if args.page_size is None else args.page_size
+            return EXIT_OK, layers_from_hf_config(args.hf_config, page_size=page, **common)
+        return EXIT_OK, vllm_layers_from_hf_config(
             args.hf_config,
-            page_size=args.page_size,
-            kv_cache_dtype=args.kv_cache_dtype,
-            tensor_parallel_size=args.tp or 1,
+            block_size=args.page_size,
+            enable_prefix_caching=getattr(args, "enable_prefix_caching", None),
+            max_model_len=getattr(args, "max_model_len", None),
+            gdn_prefill_backend=args.gdn_prefill_backend,
+            **common,
         )
     except KVSchemaError as err:
         print(f"kvschema: {err.message} [{err.error_type}]", file=sys.stderr)
@@ -241,7 +255,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
         document = {
             "model_type": layers.model_type,
             "dtype": layers.dtype,
-            "tensor_parallel_size": args.tp,
+            "tensor_parallel_size": args.tp or 1,
             "kv_bytes_per_token": layers.kv_bytes_per_token(),
             "state_bytes_per_request": layers.state_bytes_per_request(),
             "no_cache": list(layers.no_cache),

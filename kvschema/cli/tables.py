@@ -114,9 +114,8 @@ def layers_table(layers: HFLayers, tensor_parallel_size: int = 1) -> str:
     """A model's layers as people read them: one row per layer, then the per-token totals."""
     rows = [["layer", "kind", "spec (one rank)", "page", "bytes/token"]]
     no_cache = set(layers.no_cache)
-    count = len(layers) + len(no_cache)
-    for index in range(count):
-        name = f"layer.{index}"
+    count = len({name.split(".")[1] for name in layers.layer_names})  # decoder layers
+    for name in layers.layer_names:
         if name in no_cache:
             rows.append([name, "none", "no cache (MLP / MoE block)", "", ""])
             continue

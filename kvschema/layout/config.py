@@ -34,7 +34,8 @@ from kvschema.spec.union import CacheSpec, PositiveInt
 __all__ = ["FIELD_VERSIONS", "SCHEMA_VERSION", "CacheGroupSpec", "CacheGroupsConfig", "Parallelism"]
 
 #: The schema version this kvschema writes, and the newest it reads.
-#: 2 added ``head_size_v`` and ``cache_dtype_str`` (attention specs) and ``kv_sharing`` (groups).
+#: 2 added ``head_size_v`` and ``cache_dtype_str`` (attention specs), the state-page counts of
+#: Mamba specs, ``kv_sharing`` (groups) and ``parallelism`` (the config).
 SCHEMA_VERSION = 2
 
 #: Each optional field added after version 1 → the schema version that added it.  A document
@@ -45,6 +46,9 @@ FIELD_VERSIONS: Mapping[str, int] = {
     "cache_dtype_str": 2,
     "kv_sharing": 2,
     "parallelism": 2,
+    "mamba_cache_mode": 2,
+    "num_speculative_blocks": 2,
+    "num_prefill_checkpoint_blocks": 2,
 }
 
 

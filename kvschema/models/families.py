@@ -1,7 +1,8 @@
 """Per-family rules for Hugging Face ``config.json`` files: defaults, and what each layer keeps.
 
 A layer is one of: ``full``, ``sliding``, ``chunked`` (attention), ``mla`` (a latent per token),
-``mamba1``, ``mamba2``, ``gated_delta`` (recurrent state), or ``none`` (no cache: MLP / MoE).
+``mamba1``, ``mamba2``, ``gated_delta`` (recurrent state), ``full+mamba2`` (both side by side, as
+Falcon-H1's parallel hybrid layers keep them), or ``none`` (no cache: MLP / MoE).
 
 >>> layer_kinds({"model_type": "gemma3_text", "num_hidden_layers": 12}, "gemma3_text")[:6]
 ['sliding', 'sliding', 'sliding', 'sliding', 'sliding', 'full']
@@ -139,6 +140,30 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
         "n_groups": 8,
         "conv_kernel": 4,
     },
+    "granitemoehybrid": {
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "mamba_n_heads": 128,
+        "mamba_n_groups": 1,
+        "mamba_d_state": 256,
+        "mamba_d_head": "auto",
+        "mamba_d_conv": 4,
+        "mamba_expand": 2,
+    },
+    "falcon_h1": {
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "mamba_d_ssm": 1024,
+        "mamba_n_heads": 128,
+        "mamba_d_head": "auto",
+        "mamba_n_groups": 1,
+        "mamba_d_state": 256,
+        "mamba_d_conv": 4,
+        "mamba_expand": 2,
+    },
     "qwen3_next": {
         "hidden_size": 2048,
         "num_hidden_layers": 48,
@@ -174,6 +199,14 @@ _LAYER_TYPES = {
     "chunked_attention": "chunked",
     "linear_attention": "gated_delta",
 }
+# Granite 4.0-H names its layers "mamba" / "attention" (transformers' GraniteMoeHybridConfig);
+# vLLM 0.33 reads the same list as "linear_attention" / "full_attention" (Mamba-2 either way).
+_GRANITE_LAYER_TYPES = {
+    "attention": "full",
+    "full_attention": "full",
+    "mamba": "mamba2",
+    "linear_attention": "mamba2",
+}
 
 
 def family_of(model_type: str) -> str:
@@ -199,28 +232,35 @@ def _int(config: dict[str, Any], name: str, model_type: str) -> int:
     return value
 
 
+def _listed(explicit: Any, layers: int, model_type: str, names: dict[str, str]) -> list[str]:
+    """The kinds a ``layer_types`` list names, checked: a list of ``layers`` known names."""
+    if not isinstance(explicit, list):
+        raise HFConfigError(
+            f"{model_type}: layer_types must be a list, got {type(explicit).__name__}",
+            model_type=model_type,
+        )
+    unknown = sorted({repr(t)[:40] for t in explicit if not isinstance(t, str) or t not in names})
+    if unknown or len(explicit) != layers:
+        raise HFConfigError(
+            f"{model_type}: layer_types must list {layers} entries from "
+            f"{', '.join(names)}; got {len(explicit)}"
+            + (f" with unknown {', '.join(unknown)}" if unknown else ""),
+            model_type=model_type,
+        )
+    return [names[t] for t in explicit]
+
+
 def layer_kinds(config: dict[str, Any], model_type: str) -> list[str]:
     """What each decoder layer keeps, by the family's rule (an explicit ``layer_types`` wins)."""
     family = family_of(model_type)
     layers = _int(config, "num_hidden_layers", model_type)
+    if family == "falcon_h1":  # every layer runs attention and Mamba-2 side by side
+        return ["full+mamba2"] * layers
     explicit = config.get("layer_types")
+    if family == "granitemoehybrid":
+        return _listed(explicit or ["mamba"] * layers, layers, model_type, _GRANITE_LAYER_TYPES)
     if explicit:
-        if not isinstance(explicit, list):
-            raise HFConfigError(
-                f"{model_type}: layer_types must be a list, got {type(explicit).__name__}",
-                model_type=model_type,
-            )
-        unknown = sorted(
-            {repr(t)[:40] for t in explicit if not isinstance(t, str) or t not in _LAYER_TYPES}
-        )
-        if unknown or len(explicit) != layers:
-            raise HFConfigError(
-                f"{model_type}: layer_types must list {layers} entries from "
-                f"{', '.join(_LAYER_TYPES)}; got {len(explicit)}"
-                + (f" with unknown {', '.join(unknown)}" if unknown else ""),
-                model_type=model_type,
-            )
-        return [_LAYER_TYPES[t] for t in explicit]
+        return _listed(explicit, layers, model_type, _LAYER_TYPES)
     if family in ("mistral", "mixtral", "phi3"):
         window = read_field(config, "sliding_window", model_type)
         return ["sliding" if window else "full"] * layers

@@ -23,10 +23,10 @@ from kvschema.models.context import ModelLength, model_length
 from kvschema.models.families import (
     SUPPORTED,
     HFConfigError,
-    family_of,
     layer_kinds,
     read_field,
 )
+from kvschema.models.states import STATE_KINDS, state_spec
 from kvschema.spec.dtypes import canonical_dtype
 from kvschema.spec.sharding import kv_heads_per_rank
 from kvschema.spec.union import (
@@ -40,14 +40,22 @@ from kvschema.spec.union import (
 __all__ = ["HFConfigError", "HFLayers", "layers_from_hf_config", "mask_details_from_hf_config"]
 
 _WINDOW_FIELDS = ("sliding_window", "attention_chunk_size", "kv_lora_rank", "layer_types")
-_STATE_FIELDS = ("mamba_d_state", "ssm_state_size", "linear_num_value_heads", "mamba_num_heads")
+_STATE_FIELDS = (
+    "mamba_d_state",
+    "ssm_state_size",
+    "linear_num_value_heads",
+    "mamba_num_heads",
+    "mamba_n_heads",
+)
 
 
 class HFLayers(dict[str, CacheSpec]):
     """Layer name → spec, in layer order; what else the config said rides along.
 
     ``no_cache`` names the layers that keep nothing (MLP- or MoE-only blocks), never silently
-    lost; ``model_type`` and ``dtype`` are what the specs were built from.
+    lost; ``model_type`` and ``dtype`` are what the specs were built from; ``mixers`` the
+    recurrent mixers of the state layers (``mamba1``, ``mamba2``, ``gated_delta_net``);
+    ``layer_names`` every layer, cached or not, in model order.
     """
 
     #: The parallel layout these specs are one rank of (None: tensor_parallel_size 1).
@@ -56,12 +64,41 @@ class HFLayers(dict[str, CacheSpec]):
     model_length: ModelLength | None = None
 
     def __init__(
-        self, specs: dict[str, CacheSpec], *, no_cache: list[str], model_type: str, dtype: str
+        self,
+        specs: dict[str, CacheSpec],
+        *,
+        no_cache: list[str],
+        model_type: str,
+        dtype: str,
+        mixers: tuple[str, ...] = (),
+        layer_names: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__(specs)
         self.no_cache = tuple(no_cache)
         self.model_type = model_type
         self.dtype = dtype
+        self.mixers = tuple(mixers)
+        self.layer_names = tuple(layer_names) if layer_names is not None else (*specs, *no_cache)
+
+    def with_specs(self, specs: dict[str, CacheSpec]) -> HFLayers:
+        """The same model with other specs for its cached layers (same names).
+
+        >>> layers = layers_from_hf_config("tests/fixtures/hf/jamba-v0.1.json")
+        >>> paged = layers.with_specs({n: s.model_copy(update={"page_size": 80})
+        ...                            for n, s in layers.items()})
+        >>> paged.model_type, paged["layer.4"].page_size, paged.no_cache == layers.no_cache
+        ('jamba', 80, True)
+        """
+        layers = HFLayers(
+            specs,
+            no_cache=list(self.no_cache),
+            model_type=self.model_type,
+            dtype=self.dtype,
+            mixers=self.mixers,
+            layer_names=self.layer_names,
+        )
+        layers.parallelism, layers.model_length = self.parallelism, self.model_length
+        return layers
 
     def kv_bytes_per_token(self) -> int:
         """KV-cache bytes one token costs across the attention layers (one rank)."""
@@ -72,8 +109,13 @@ class HFLayers(dict[str, CacheSpec]):
         )
 
     def state_bytes_per_request(self) -> int:
-        """Recurrent-state bytes one request holds across the Mamba / linear layers (one rank)."""
-        return sum(spec.page_size_bytes for spec in self.values() if isinstance(spec, MambaSpec))
+        """Recurrent-state bytes one request holds across the Mamba / linear layers (one rank):
+        each layer's ``pages_per_request`` state pages."""
+        return sum(
+            spec.page_size_bytes * spec.pages_per_request
+            for spec in self.values()
+            if isinstance(spec, MambaSpec)
+        )
 
 
 def _read(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
@@ -153,58 +195,6 @@ def _geometry(config: dict[str, Any], model_type: str) -> tuple[int, int]:
     return kv, head_dim
 
 
-def _per_rank(value: int, tp: int, what: str, model_type: str) -> int:
-    if value % tp:
-        raise HFConfigError(
-            f"{model_type}: {what} ({value}) cannot be split over tensor_parallel_size={tp}"
-        )
-    return value // tp
-
-
-def _state_spec(
-    kind: str, config: dict[str, Any], model_type: str, dtype: str, tp: int, page_size: int
-) -> MambaSpec:
-    def field(name: str) -> int:
-        value = read_field(config, name, model_type)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise HFConfigError(f"{model_type}: {name} must be a positive integer, got {value!r}")
-        return value
-
-    ssm_dtype = dtype
-    if family_of(model_type) == "nemotron_h":
-        ssm_dtype = canonical_dtype(config.get("mamba_ssm_cache_dtype") or "float32")
-    elif config.get("mamba_ssm_dtype"):
-        ssm_dtype = canonical_dtype(config["mamba_ssm_dtype"])
-    shapes: list[tuple[int, ...]]
-    if kind == "mamba1":
-        channels = _per_rank(
-            field("mamba_expand") * field("hidden_size"), tp, "mamba channels", model_type
-        )
-        shapes = [(channels, field("mamba_d_conv") - 1), (channels, field("mamba_d_state"))]
-    elif kind == "mamba2":
-        heads, state = field("mamba_num_heads"), field("ssm_state_size")
-        groups = -(-field("n_groups") // tp) * tp  # padded up to a multiple of tp
-        inner = heads * field("mamba_head_dim") + 2 * groups * state
-        shapes = [
-            (field("conv_kernel") - 1, _per_rank(inner, tp, "mamba conv channels", model_type)),
-            (_per_rank(heads, tp, "mamba_num_heads", model_type), field("mamba_head_dim"), state),
-        ]
-    else:  # gated delta-net (Qwen3-Next, Qwen3.5)
-        key_heads, key_dim = field("linear_num_key_heads"), field("linear_key_head_dim")
-        value_heads, value_dim = field("linear_num_value_heads"), field("linear_value_head_dim")
-        conv = 2 * key_heads * key_dim + value_heads * value_dim
-        shapes = [
-            (
-                _per_rank(conv, tp, "linear conv channels", model_type),
-                field("linear_conv_kernel_dim") - 1,
-            ),
-            (_per_rank(value_heads, tp, "linear_num_value_heads", model_type), value_dim, key_dim),
-        ]
-    if ssm_dtype == dtype:
-        return MambaSpec(page_size=page_size, shapes=shapes, dtype=dtype)
-    return MambaSpec(page_size=page_size, shapes=shapes, dtypes=(dtype, ssm_dtype))
-
-
 def _kinds(config: dict[str, Any], model_type: str) -> list[str]:
     if model_type in SUPPORTED or config.get("layer_types"):
         return layer_kinds(config, model_type)
@@ -236,13 +226,22 @@ def layers_from_hf_config(
     page_size: int = 16,
     kv_cache_dtype: Any = "auto",
     tensor_parallel_size: int = 1,
+    mamba_cache_dtype: str = "auto",
+    mamba_ssm_cache_dtype: str = "auto",
 ) -> HFLayers:
     """Every layer's spec, per rank, named ``layer.{index}`` in order; see ``docs/models.md``.
 
     ``config`` is a dict, a path to ``config.json`` or a folder holding one (a multimodal
     config's ``text_config`` is used).  ``kv_cache_dtype="auto"`` is the checkpoint's dtype as
-    written — float32 included; recurrent state keeps the model dtype (the SSM state the
-    family's own setting).  Layers without a cache are left out and listed in ``.no_cache``.
+    written — float32 included; recurrent state takes ``mamba_cache_dtype`` (the model dtype when
+    ``auto``), its SSM part ``mamba_ssm_cache_dtype`` (the family's own setting when ``auto``), as
+    vLLM's ``--mamba-cache-dtype`` / ``--mamba-ssm-cache-dtype``.  Layers without a cache are
+    left out and listed in ``.no_cache``; a Falcon-H1 layer keeps two specs,
+    ``layer.{index}.attn`` and ``layer.{index}.mamba``.
+
+    Every spec has ``page_size`` tokens per page and the state its raw size: the layout vLLM
+    allocates for a hybrid model — a larger attention page, a padded state page, two state pages
+    per request with prefix caching — is ``kvschema.planning.engine.vllm_layers_from_hf_config``.
     """
     page = positive_int_arg("page_size", page_size)
     tp = positive_int_arg("tensor_parallel_size", tensor_parallel_size)
@@ -253,22 +252,47 @@ def layers_from_hf_config(
     kinds = _kinds(text, model_type)
     specs: dict[str, CacheSpec] = {}
     no_cache: list[str] = []
-    attention: dict[str, CacheSpec] = {}
-    states: dict[str, MambaSpec] = {}
+    names: list[str] = []
+    built: dict[str, CacheSpec] = {}
+
+    def spec_of(kind: str) -> CacheSpec:
+        if kind not in built:
+            if kind in STATE_KINDS:
+                built[kind] = state_spec(
+                    kind,
+                    text,
+                    model_type,
+                    model_dtype,
+                    tp=tp,
+                    page_size=page,
+                    mamba_cache_dtype=mamba_cache_dtype,
+                    mamba_ssm_cache_dtype=mamba_ssm_cache_dtype,
+                )
+            else:
+                built[kind] = _attention_spec(kind, text, model_type, dtype, tp, page)
+        return built[kind]
+
     for index, kind in enumerate(kinds):
         name = f"layer.{index}"
         if kind == "none":
             no_cache.append(name)
-            continue
-        if kind in ("mamba1", "mamba2", "gated_delta"):
-            if kind not in states:
-                states[kind] = _state_spec(kind, text, model_type, model_dtype, tp, page)
-            specs[name] = states[kind]
-            continue
-        if kind not in attention:
-            attention[kind] = _attention_spec(kind, text, model_type, dtype, tp, page)
-        specs[name] = attention[kind]
-    layers = HFLayers(specs, no_cache=no_cache, model_type=model_type, dtype=dtype)
+            names.append(name)
+        elif kind == "full+mamba2":
+            specs[f"{name}.attn"] = spec_of("full")
+            specs[f"{name}.mamba"] = spec_of("mamba2")
+            names.extend((f"{name}.attn", f"{name}.mamba"))
+        else:
+            specs[name] = spec_of(kind)
+            names.append(name)
+    mixers = tuple(sorted({STATE_KINDS[k] for k in built if k in STATE_KINDS}))
+    layers = HFLayers(
+        specs,
+        no_cache=no_cache,
+        model_type=model_type,
+        dtype=dtype,
+        mixers=mixers,
+        layer_names=tuple(names),
+    )
     layers.parallelism = Parallelism(tensor_parallel_size=tp) if tp > 1 else None
     layers.model_length = model_length(text, model_type)
     return layers

@@ -44,16 +44,32 @@ def shard_spec(spec: CacheSpec, tensor_parallel_size: int) -> CacheSpec:
 
     KV heads are divided by ``tp`` when it divides them, and replicated to one per rank when
     there are fewer heads than ranks and ``tp`` is a multiple of them; anything else is an
-    error.  MLA latents are never sharded; Mamba specs are already per rank.
+    error.  MLA latents are never sharded.  A whole-model ``MambaSpec`` cannot be sharded: how
+    vLLM splits a state depends on its mixer (``MambaStateShapeCalculator``: Mamba-2 pads its
+    groups, linear attention floors its heads, ...), which the spec does not record; give the
+    per-rank specs, or read the model's ``config.json`` (``layers_from_hf_config``).
 
-    >>> from kvschema import FullAttentionSpec
+    >>> from kvschema import FullAttentionSpec, MambaSpec
     >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
     >>> shard_spec(spec, 4).num_kv_heads, shard_spec(spec, 16).num_kv_heads
     (2, 1)
+    >>> shard_spec(MambaSpec(page_size=16, shapes=[[3, 64]], dtype="bf16"), 2)
+    Traceback (most recent call last):
+    ...
+    kvschema.errors.InvalidArgumentError: a MambaSpec (state shapes ((3, 64),)) cannot be split over tensor_parallel_size=2: how a state splits depends on its mixer, which the spec does not record; give the specs one rank holds (plan them with specs_per_rank=True, or at tp 1), or plan from the model's config.json (--hf-config / layers_from_hf_config)
     """
     tp = positive_int_arg("tensor_parallel_size", tensor_parallel_size)
-    if tp == 1 or isinstance(spec, MambaSpec):
+    if tp == 1:
         return spec
+    if isinstance(spec, MambaSpec):
+        raise InvalidArgumentError(
+            f"a MambaSpec (state shapes {spec.shapes}) cannot be split over "
+            f"tensor_parallel_size={tp}: how a state splits depends on its mixer, which the spec "
+            "does not record; give the specs one rank holds (plan them with specs_per_rank=True, "
+            "or at tp 1), or plan from the model's config.json (--hf-config / "
+            "layers_from_hf_config)",
+            tensor_parallel_size=tp,
+        )
     if isinstance(spec, UniformTypeSpec):
         members = {name: shard_spec(member, tp) for name, member in spec.kv_cache_specs.items()}
         return spec.model_copy(update={"kv_cache_specs": members})

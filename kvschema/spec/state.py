@@ -1,4 +1,9 @@
-"""Recurrent-state specs: Mamba and linear-attention layers keep one page of state per request.
+"""Recurrent-state specs: Mamba and linear-attention layers keep fixed-size pages of state.
+
+How many pages one request holds follows vLLM 0.33's ``mamba_cache_mode``
+(``vllm/v1/kv_cache_interface.py::MambaSpec.max_memory_usage_bytes``): one with prefix caching
+off (``"none"``), two with it on (``"align"``: the running state and the last cached one), plus
+one per speculative token and one per prefill checkpoint.
 
 >>> MambaSpec(page_size=1, shapes=[[4, 4]], dtype="fp32").page_size_bytes
 64
@@ -12,25 +17,36 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    NonNegativeInt,
+    Strict,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from kvschema._args import positive_int_arg
-from kvschema.spec.base import GivenPageBytes, GivenTypeId, PositiveInt, _SpecBase
+from kvschema.spec.base import MAX_INT, GivenPageBytes, GivenTypeId, PositiveInt, _SpecBase
 from kvschema.spec.dtypes import DTypeName, dtype_size
 
-__all__ = ["MambaSpec"]
+__all__ = ["MambaCacheMode", "MambaSpec"]
 
 
 _Shape = Annotated[tuple[PositiveInt, ...], Field(min_length=1, max_length=16)]
 
+#: A strict int in ``0..2**53 - 1``: no bools, strings or floats.
+_Count = Annotated[NonNegativeInt, Strict(), Field(le=MAX_INT)]
+
+#: vLLM 0.33's ``CacheConfig.mamba_cache_mode`` values (``vllm/config/cache.py::MambaCacheMode``):
+#: ``"none"`` with prefix caching off, ``"align"`` with it on.  0.33 has no ``"all"`` mode.
+MambaCacheMode = Literal["none", "align"]
+
 
 class MambaSpec(_SpecBase):
-    """A recurrent-state layer (Mamba, linear attention): one page of fixed-size state per request.
+    """A recurrent-state layer (Mamba, linear attention): fixed-size pages of state per request.
 
     ``dtype`` gives every state one dtype; ``dtypes`` gives one per state (an SSM state kept in
-    float32 beside a bf16 conv state, as Nemotron-H does).
+    float32 beside a bf16 conv state, as Nemotron-H does).  ``mamba_cache_mode``,
+    ``num_speculative_blocks`` and ``num_prefill_checkpoint_blocks`` say how many pages one
+    request holds (:attr:`pages_per_request`); at their defaults it is one, as before they existed.
 
     >>> spec = MambaSpec(page_size=1, shapes=((2, 3), (4, 5)), dtype="bf16")
     >>> spec.type_id, spec.page_size_bytes
@@ -58,6 +74,18 @@ class MambaSpec(_SpecBase):
         description="Bytes of a page padded up to share a page size with other layers; "
         ">= the raw page.",
     )
+    mamba_cache_mode: MambaCacheMode = Field(
+        default="none",
+        description="vLLM's mamba_cache_mode: 'none' (prefix caching off) keeps one state "
+        "page per request, 'align' (prefix caching on) two.",
+    )
+    num_speculative_blocks: _Count = Field(
+        default=0, description="Extra state pages per request, one per speculative token."
+    )
+    num_prefill_checkpoint_blocks: _Count = Field(
+        default=0,
+        description="Extra state pages per request for prefill checkpoints ('align' mode only).",
+    )
     given_type_id: GivenTypeId = None
     given_page_size_bytes: GivenPageBytes = None
 
@@ -73,6 +101,16 @@ class MambaSpec(_SpecBase):
                 "mamba_dtypes_count",
                 "dtypes has {dtypes} entries for {shapes} state shapes; give one per shape",
                 {"dtypes": len(self.dtypes), "shapes": len(self.shapes)},
+            )
+        if self.num_prefill_checkpoint_blocks and self.mamba_cache_mode != "align":
+            return PydanticCustomError(
+                "mamba_checkpoint_mode",
+                "num_prefill_checkpoint_blocks is {blocks}, but prefill checkpoints exist only "
+                "with mamba_cache_mode 'align' (prefix caching on), not '{mode}'",
+                {
+                    "blocks": self.num_prefill_checkpoint_blocks,
+                    "mode": self.mamba_cache_mode,
+                },
             )
         return None
 
@@ -111,14 +149,32 @@ class MambaSpec(_SpecBase):
             return f"mamba_{self.shapes}_({', '.join(self.dtypes)})"
         return f"mamba_{self.shapes}_{self.dtype}"
 
+    @property
+    def pages_per_request(self) -> int:
+        """State pages one request holds, whatever its length.
+
+        ``"none"``: ``1 + num_speculative_blocks``; ``"align"``: ``2 + num_speculative_blocks +
+        num_prefill_checkpoint_blocks`` (vLLM 0.33, ``MambaSpec.max_memory_usage_bytes``).
+
+        >>> MambaSpec(page_size=16, shapes=((4,),), dtype="fp32", mamba_cache_mode="align",
+        ...           num_speculative_blocks=1).pages_per_request
+        3
+        """
+        if self.mamba_cache_mode == "align":
+            return 2 + self.num_speculative_blocks + self.num_prefill_checkpoint_blocks
+        return 1 + self.num_speculative_blocks
+
     def max_memory_usage_bytes(
         self, *, max_model_len: int, max_num_batched_tokens: int | None = None
     ) -> int:
-        """One page: the state does not grow with the request.
+        """``pages_per_request`` pages: the state does not grow with the request.
 
-        >>> MambaSpec(page_size=1, shapes=((4,),), dtype="fp32").max_memory_usage_bytes(
-        ...     max_model_len=10)
+        >>> spec = MambaSpec(page_size=1, shapes=((4,),), dtype="fp32")
+        >>> spec.max_memory_usage_bytes(max_model_len=10)
         16
+        >>> spec.model_copy(update={"mamba_cache_mode": "align"}).max_memory_usage_bytes(
+        ...     max_model_len=10)
+        32
         """
         positive_int_arg("max_model_len", max_model_len)
-        return self.page_size_bytes
+        return self.page_size_bytes * self.pages_per_request
