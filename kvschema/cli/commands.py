@@ -260,6 +260,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             tensor_parallel_size=args.tp,
             pipeline_parallel_size=args.pp,
             async_scheduling=args.async_scheduling,
+            disable_hybrid_kv_cache_manager=args.disable_hybrid_kv_cache_manager,
+            allow_chunked_local_with_hybrid=args.allow_chunked_local_with_hybrid,
+            eagle=args.eagle,
+            kv_connector_supports_hybrid=args.kv_connector_supports_hma,
             specs_per_rank=per_rank,
         )
     except KVSchemaError as err:

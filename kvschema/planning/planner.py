@@ -13,8 +13,8 @@ tables, what one page index costs, how many pages a budget holds, and whether on
 ...                   max_num_batched_tokens=2048)
 >>> [len(g.layer_names) for g in plan.config.kv_cache_groups], plan.bytes_per_page
 ([2, 2, 2, 2, 2, 2], 131072)
->>> plan.config.num_pages, plan.pages_per_request
-(16384, [193, 193, 193, 193, 193, 512])
+>>> plan.config.num_pages, plan.pages_per_request, plan.inputs.tokens_in_flight
+(16384, [321, 321, 321, 321, 321, 512], 4096)
 """
 
 from __future__ import annotations
@@ -26,7 +26,17 @@ from typing import Any
 from kvschema._args import positive_int_arg
 from kvschema.errors import InvalidArgumentError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
-from kvschema.planning.grouping import hybrid_groups, layer_map, per_layer_groups
+from kvschema.planning.decisions import (
+    max_concurrent_batches,
+    resolve_async_scheduling,
+    resolve_hybrid_kv_cache_manager,
+)
+from kvschema.planning.grouping import (
+    hybrid_groups,
+    layer_map,
+    per_layer_groups,
+    unify_hybrid_specs,
+)
 from kvschema.planning.plan import (
     CachePlan,
     GroupSummary,
@@ -38,7 +48,12 @@ from kvschema.planning.plan import (
     stage_sizes,
 )
 from kvschema.spec.sharding import shard_spec
-from kvschema.spec.union import CacheSpec, UniformTypeSpec
+from kvschema.spec.union import (
+    CacheSpec,
+    ChunkedLocalAttentionSpec,
+    FullAttentionSpec,
+    UniformTypeSpec,
+)
 
 __all__ = [
     "CachePlan",
@@ -65,7 +80,11 @@ def plan_cache(
     strategy: Strategy = "hybrid",
     tensor_parallel_size: int = 1,
     pipeline_parallel_size: int = 1,
-    async_scheduling: bool = False,
+    async_scheduling: bool | None = None,
+    disable_hybrid_kv_cache_manager: bool | None = None,
+    allow_chunked_local_with_hybrid: bool = True,
+    eagle: bool = False,
+    kv_connector_supports_hybrid: bool | None = None,
     specs_per_rank: bool = False,
 ) -> CachePlan:
     """Plan the cache of a model for a per-rank memory budget; see ``docs/planner.md``.
@@ -77,7 +96,7 @@ def plan_cache(
     >>> plan = plan_cache({"a": local, "b": state}, available_bytes=2**26,
     ...                   max_model_len=4096, max_num_batched_tokens=256)
     >>> [g.kv_cache_spec.kind for g in plan.config.kv_cache_groups], plan.pages_per_request
-    (['sliding_window', 'mamba'], [49, 1])
+    (['sliding_window', 'mamba'], [65, 1])
 
     ``layers`` maps layer name → spec for the whole model in order (or is a list of groups);
     specs are sharded for ``tensor_parallel_size`` first.  ``available_bytes`` is per rank: one
@@ -85,17 +104,41 @@ def plan_cache(
     :class:`InsufficientMemoryError` when one request of ``max_model_len`` does not fit.
     With ``specs_per_rank=True`` the specs already describe one rank (as
     ``layers_from_hf_config(tensor_parallel_size=...)`` returns them) and are not sharded again.
+    No layers (an attention-free model) plan no KV cache (see :class:`CachePlan`).
+
+    The engine settings default to what vLLM 0.33 decides for a GPU deployment (see
+    ``kvschema.planning.decisions`` and ``docs/planner.md``): ``async_scheduling=None`` is
+    on (``pp + 1`` batches in flight; ``pp`` when False; the per_layer strategy keeps it off
+    unless asked).  ``disable_hybrid_kv_cache_manager=None`` leaves the hybrid KV cache manager
+    on unless chunked local attention meets ``eagle`` speculative decoding or
+    ``allow_chunked_local_with_hybrid=False`` (the environment variable
+    ``VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=0``), or a KV connector without hybrid
+    support is used (``kv_connector_supports_hybrid=False``).  Disabled, every layer is
+    allocated as full attention in one group, as
+    ``kvschema.planning.grouping.unify_hybrid_specs`` gives it.
     """
+    tp = positive_int_arg("tensor_parallel_size", tensor_parallel_size)
+    specs = _rank_specs(layer_map(layers), tp, specs_per_rank)
     inputs = _checked_inputs(
         available_bytes,
         max_model_len,
         max_num_batched_tokens,
         strategy,
-        tensor_parallel_size,
+        tp,
         pipeline_parallel_size,
-        async_scheduling,
+        _Switches(
+            async_scheduling,
+            disable_hybrid_kv_cache_manager,
+            allow_chunked_local_with_hybrid,
+            eagle,
+            kv_connector_supports_hybrid,
+        ),
+        chunked_local=any(map(_is_chunked, {id(s): s for s in specs.values()}.values())),
     )
-    specs = _rank_specs(layer_map(layers), inputs.tensor_parallel_size, specs_per_rank)
+    if not specs:
+        return _no_cache_plan(inputs)
+    if inputs.disable_hybrid_kv_cache_manager:
+        specs = unify_hybrid_specs(specs)
     grouped = hybrid_groups(specs) if strategy == "hybrid" else per_layer_groups(specs)
     pages = [
         pages_per_request(spec, inputs.max_model_len, inputs.tokens_in_flight)
@@ -109,33 +152,71 @@ def plan_cache(
 # -- the steps ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Switches:
+    """The engine settings vLLM 0.33 decides when they are left unset."""
+
+    async_scheduling: bool | None
+    disable_hybrid_kv_cache_manager: bool | None
+    allow_chunked_local_with_hybrid: bool
+    eagle: bool
+    kv_connector_supports_hybrid: bool | None
+
+
+def _is_chunked(spec: CacheSpec) -> bool:
+    """Whether a layer has chunked local attention (vLLM's ``model_config.attention_chunk_size``)."""
+    return isinstance(spec, ChunkedLocalAttentionSpec) or (
+        isinstance(spec, FullAttentionSpec) and spec.attention_chunk_size is not None
+    )
+
+
 def _checked_inputs(
     available_bytes: int | Sequence[int],
     max_model_len: int,
     max_num_batched_tokens: int,
     strategy: Strategy,
-    tensor_parallel_size: int,
+    tp: int,
     pipeline_parallel_size: int,
-    async_scheduling: bool,
+    switches: _Switches,
+    *,
+    chunked_local: bool,
 ) -> PlanInputs:
-    """The arguments checked, with the tokens a windowed layer keeps in flight."""
+    """The arguments checked, the engine settings decided, and the tokens kept in flight."""
     max_len = positive_int_arg("max_model_len", max_model_len)
     batched = positive_int_arg("max_num_batched_tokens", max_num_batched_tokens)
-    tp = positive_int_arg("tensor_parallel_size", tensor_parallel_size)
     pp = positive_int_arg("pipeline_parallel_size", pipeline_parallel_size)
     if strategy not in ("hybrid", "per_layer"):
         raise InvalidArgumentError(f"strategy must be 'hybrid' or 'per_layer', got {strategy!r}")
-    if not isinstance(async_scheduling, bool):
-        raise InvalidArgumentError(f"async_scheduling must be a bool, got {async_scheduling!r}")
+    if strategy == "per_layer" and switches.disable_hybrid_kv_cache_manager is not None:
+        raise InvalidArgumentError(
+            "disable_hybrid_kv_cache_manager is vLLM's switch: it applies to the hybrid "
+            "strategy only, not to per_layer"
+        )
+    disable = resolve_hybrid_kv_cache_manager(
+        switches.disable_hybrid_kv_cache_manager,
+        chunked_local=chunked_local,
+        allow_chunked_local_with_hybrid=switches.allow_chunked_local_with_hybrid,
+        eagle=switches.eagle,
+        kv_connector_supports_hybrid=switches.kv_connector_supports_hybrid,
+    )
+    async_on = resolve_async_scheduling(switches.async_scheduling)
+    if strategy == "per_layer" and switches.async_scheduling is None:
+        async_on = False  # EasyDeL's pool: vLLM's async-scheduling default is not assumed
+    batches = max_concurrent_batches(async_on, pp)
     return PlanInputs(
         available_bytes=_budgets(available_bytes, pp),
         max_model_len=max_len,
         max_num_batched_tokens=batched,
-        tokens_in_flight=batched * pp * (2 if async_scheduling and pp == 1 else 1),
+        tokens_in_flight=batched * batches,
         tensor_parallel_size=tp,
         pipeline_parallel_size=pp,
-        async_scheduling=async_scheduling,
+        async_scheduling=async_on,
+        max_concurrent_batches=batches,
         strategy=strategy,
+        disable_hybrid_kv_cache_manager=disable if strategy == "hybrid" else None,
+        eagle=switches.eagle,
+        allow_chunked_local_with_hybrid=switches.allow_chunked_local_with_hybrid,
+        kv_connector_supports_hybrid=switches.kv_connector_supports_hybrid,
     )
 
 
@@ -150,7 +231,13 @@ def _budgets(available_bytes: int | Sequence[int], pp: int) -> list[int]:
 
 def _rank_specs(specs: dict[str, CacheSpec], tp: int, per_rank: bool) -> dict[str, CacheSpec]:
     """One rank's specs: sharded for ``tp`` unless they already describe one rank."""
-    return specs if per_rank else {name: shard_spec(spec, tp) for name, spec in specs.items()}
+    if per_rank or tp == 1:
+        return specs
+    sharded: dict[int, CacheSpec] = {}
+    for spec in specs.values():
+        if id(spec) not in sharded:
+            sharded[id(spec)] = shard_spec(spec, tp)
+    return {name: sharded[id(spec)] for name, spec in specs.items()}
 
 
 @dataclass(frozen=True)
@@ -167,15 +254,12 @@ class _StageCosts:
     @classmethod
     def of(cls, grouped: _Groups, order: list[str], inputs: PlanInputs) -> _StageCosts:
         # One page index costs, per layer: the group's page (a uniform-type member's own page).
-        layer_bytes = {
-            name: (
-                spec.kv_cache_specs[name].page_size_bytes
-                if isinstance(spec, UniformTypeSpec)
-                else spec.page_size_bytes
-            )
-            for spec, names in grouped
-            for name in names
-        }
+        layer_bytes: dict[str, int] = {}
+        for spec, names in grouped:
+            if isinstance(spec, UniformTypeSpec):
+                layer_bytes.update((n, spec.kv_cache_specs[n].page_size_bytes) for n in names)
+            else:
+                layer_bytes.update(dict.fromkeys(names, spec.page_size_bytes))
         stage_of: dict[str, int] = {}
         start = 0
         for stage, size in enumerate(stage_sizes(len(order), inputs.pipeline_parallel_size)):
@@ -292,6 +376,23 @@ def _largest_fitting_length(
         else:
             high = mid - 1
     return low
+
+
+def _no_cache_plan(inputs: PlanInputs) -> CachePlan:
+    """No layer keeps a cache: no groups, one (null) page, as vLLM plans attention-free models."""
+    return CachePlan(
+        config=None,
+        strategy=inputs.strategy,
+        bytes_per_page=0,
+        pages_per_request=[],
+        max_concurrency=None,
+        kv_cache_size_tokens=None,
+        padding_layers=0,
+        padding_bytes=0,
+        groups=[],
+        stages=[],
+        inputs=inputs,
+    )
 
 
 def _assemble(
