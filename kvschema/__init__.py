@@ -29,12 +29,15 @@ if TYPE_CHECKING:
     from kvschema.exchange.compat import CompatibilityReport, check_compatible
     from kvschema.exchange.schema import json_schemas
     from kvschema.layout.config import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
+    from kvschema.layout.layer_map import LayerMap
     from kvschema.layout.masks import (
         AttnMaskType,
         MaskDetail,
         create_kv_cache_specs_from_config,
         groups_from_mask_details,
     )
+    from kvschema.layout.parallel import Parallelism
+    from kvschema.planning.engine import vllm_layers_from_hf_config
     from kvschema.planning.plan import CachePlan, InsufficientMemoryError
     from kvschema.planning.planner import plan_cache
     from kvschema.spec.dtypes import DTYPE_ALIASES, DTYPE_SIZES, canonical_dtype, dtype_size
@@ -58,6 +61,9 @@ _WHERE: dict[str, str] = {
     "to_canonical_json": "exchange.canonical",
     "AttnMaskType": "layout.masks",
     "CacheGroupSpec": "layout.config",
+    "LayerMap": "layout.layer_map",
+    "Parallelism": "layout.parallel",
+    "vllm_layers_from_hf_config": "planning.engine",
     "CacheGroupsConfig": "layout.config",
     "CachePlan": "planning.plan",
     "CacheSpec": "spec.union",
@@ -102,9 +108,11 @@ __all__ = [
     "InsufficientMemoryError",
     "InvalidArgumentError",
     "KVSchemaError",
+    "LayerMap",
     "MambaSpec",
     "MaskDetail",
     "MaskDetailsError",
+    "Parallelism",
     "SCHEMA_VERSION",
     "SlidingWindowSpec",
     "SpecMergeError",
@@ -123,6 +131,7 @@ __all__ = [
     "plan_cache",
     "shard_spec",
     "to_canonical_json",
+    "vllm_layers_from_hf_config",
 ]
 
 

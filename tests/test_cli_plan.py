@@ -58,10 +58,14 @@ def test_plan_table(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "62 layers, hybrid, tp=1 pp=1, max_model_len=32768, 8192 tokens in flight"
+    # vLLM 0.33 schedules asynchronously by default: two batches of 8192 tokens in flight
+    # (this was 8192 tokens and 2.97 requests while kvschema defaulted to synchronous).
+    assert lines[0] == (
+        "62 layers, hybrid, tp=1 pp=1, max_model_len=32768, 16384 tokens in flight (2 x 8192, async)"
+    )
     assert "full_attention" in lines[-5]
     assert lines[-3] == "pages        16384 of 1.25 MiB per page index (one is the null page)"
-    assert lines[-2] == "concurrency  2.97 requests of 32768 tokens"
+    assert lines[-2] == "concurrency  1.91 requests of 32768 tokens"
 
 
 def test_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -335,3 +339,57 @@ def test_plan_hf_config_pages_as_vllm(capsys: pytest.CaptureFixture[str]) -> Non
     per_layer = specs(plan("jamba-v0.1", "--strategy", "per_layer"))
     assert per_layer["full_attention"]["page_size"] == 16
     assert per_layer["mamba"]["page_size_padded"] is None
+
+
+def test_engine_switches_as_vllm_names_them(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["plan", "--layers", GEMMA, "--memory", "20GiB", "--max-model-len", "32768"]
+    code, out, _ = run(capsys, *base, "--no-async-scheduling")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].endswith("8192 tokens in flight (1 x 8192)")
+    assert lines[-2] == "concurrency  2.97 requests of 32768 tokens"  # kvschema's old default
+    code, out, _ = run(capsys, *base, "--disable-hybrid-kv-cache-manager", "-o", "json")
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["inputs"]["disable_hybrid_kv_cache_manager"] is True
+    assert [g["layers"] for g in plan["groups"]] == [62]
+    assert plan["config"]["num_pages"] == 2642
+    code, out, _ = run(capsys, *base, "--no-kv-connector-supports-hma")
+    assert code == 0
+    assert "(hybrid KV cache manager disabled)" in out.splitlines()[0]
+
+
+def test_chunked_local_attention_switches(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["plan", "--hf-config", str(ROOT / "tests" / "fixtures" / "hf" / "llama4-scout.json")]
+    base += ["--memory", "40GiB", "--max-model-len", "131072", "--tp", "4", "-o", "json"]
+    for extra, disabled in (
+        ([], False),
+        (["--eagle"], True),
+        (["--no-allow-chunked-local-with-hybrid"], True),
+    ):
+        code, out, _ = run(capsys, *base, *extra)
+        assert code == 0
+        assert json.loads(out)["inputs"]["disable_hybrid_kv_cache_manager"] is disabled
+    code, _, err = run(capsys, *base, "--eagle", "--no-disable-hybrid-kv-cache-manager")
+    assert code == 1
+    assert "Hybrid KV cache manager was explicitly enabled" in err
+
+
+def test_attention_free_layers_plan_no_kv_cache(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "layers.yaml"
+    empty.write_text("{}\n")
+    base = ["plan", "--layers", str(empty), "--memory", "1GiB", "--max-model-len", "4096"]
+    code, out, _ = run(capsys, *base)
+    assert code == 0
+    assert out.splitlines()[0].startswith("0 layers, hybrid")
+    assert "no KV cache" in out
+    code, out, _ = run(capsys, *base, "-o", "json")
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["config"] is None and plan["max_concurrency"] is None and plan["groups"] == []
+    chart = tmp_path / "plan.svg"
+    code, _, _ = run(capsys, *base, "--chart", str(chart))
+    assert code == 0
+    assert chart.read_text().startswith("<svg") and "no KV cache" in chart.read_text()

@@ -201,13 +201,44 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="pipeline-parallel size (default: the document's parallelism, else 1)",
     )
-    plan.add_argument("--async-scheduling", action="store_true", help="two steps in flight (pp=1)")
     plan.add_argument(
         "--no-enable-prefix-caching",
         dest="enable_prefix_caching",
         action="store_false",
         default=None,
         help="as vLLM's flag (with --hf-config): one state page per request instead of two",
+    )
+    plan.add_argument(
+        "--async-scheduling",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pp + 1 batches in flight, or pp with --no-async-scheduling (default: on, as vLLM "
+        "0.33 decides; off for --strategy per_layer)",
+    )
+    plan.add_argument(
+        "--disable-hybrid-kv-cache-manager",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="allocate every layer as full attention in one group, or refuse to with --no-... "
+        "(default: as vLLM 0.33 decides)",
+    )
+    plan.add_argument(
+        "--eagle",
+        action="store_true",
+        help="EAGLE-style speculative decoding (chunked local attention then disables the "
+        "hybrid KV cache manager)",
+    )
+    plan.add_argument(
+        "--allow-chunked-local-with-hybrid",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (default: on, as in vLLM 0.33)",
+    )
+    plan.add_argument(
+        "--kv-connector-supports-hma",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a KV connector with or without hybrid-manager support (default: no connector)",
     )
     plan.add_argument("--strategy", choices=["hybrid", "per_layer"], default="hybrid")
     _hf_options(plan)

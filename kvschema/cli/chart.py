@@ -77,6 +77,12 @@ def plan_chart(plan: CachePlan, *, title: str | None = None) -> str:
             fill="#444444",
         ),
     ]
+    if not plan.has_kv_cache:
+        parts += [
+            _text(20, 90, "no KV cache: no layer keeps one (an attention-free model)"),
+            "</svg>",
+        ]
+        return "\n".join(parts) + "\n"
     parts += _bars(plan)
     parts += _curve(plan)
     parts.append("</svg>")

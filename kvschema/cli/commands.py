@@ -303,6 +303,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             pipeline_parallel_size=args.pp,
             async_scheduling=args.async_scheduling,
             allow_long_max_model_len=args.allow_long_max_model_len,
+            disable_hybrid_kv_cache_manager=args.disable_hybrid_kv_cache_manager,
+            allow_chunked_local_with_hybrid=args.allow_chunked_local_with_hybrid,
+            eagle=args.eagle,
+            kv_connector_supports_hybrid=args.kv_connector_supports_hma,
         )
     except KVSchemaError as err:
         print(f"kvschema plan: {err.message} [{err.error_type}]", file=sys.stderr)

@@ -41,11 +41,21 @@ def plan_table(plan: CachePlan) -> str:
     """
     inputs = plan.inputs
     layers = sum(group.layers for group in plan.groups)
+    strategy: str = inputs.strategy
+    if inputs.disable_hybrid_kv_cache_manager:
+        strategy += " (hybrid KV cache manager disabled)"
+    batches = f"{inputs.max_concurrent_batches} x {inputs.max_num_batched_tokens}"
     head = (
-        f"{layers} layers, {inputs.strategy}, tp={inputs.tensor_parallel_size} "
+        f"{layers} layers, {strategy}, tp={inputs.tensor_parallel_size} "
         f"pp={inputs.pipeline_parallel_size}, max_model_len={inputs.max_model_len}, "
-        f"{inputs.tokens_in_flight} tokens in flight"
+        f"{inputs.tokens_in_flight} tokens in flight "
+        f"({batches}{', async' if inputs.async_scheduling else ''})"
     )
+    if not plan.has_kv_cache:
+        return (
+            f"{head}\n\nno KV cache: no layer keeps one (an attention-free model); vLLM plans "
+            "one page (the null page) and no groups"
+        )
     total = sum(group.request_bytes for group in plan.groups)
     rows = [
         ["group", "kind", "layers", "page", "group page", "pages/request", "per request", "share"]
@@ -78,7 +88,7 @@ def plan_table(plan: CachePlan) -> str:
             )
         lines += [render_table(stage_rows, right=(0, 2, 3, 4)), ""]
     lines.append(
-        f"pages        {plan.config.num_pages} of {human_bytes(plan.bytes_per_page)} per page index "
+        f"pages        {plan.num_pages} of {human_bytes(plan.bytes_per_page)} per page index "
         "(one is the null page)"
     )
     lines.append(

@@ -68,7 +68,7 @@ class LayerMap(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    layers: Annotated[dict[LayerName, CacheSpec], Field(min_length=1, max_length=MAX_LAYERS)]
+    layers: Annotated[dict[LayerName, CacheSpec], Field(max_length=MAX_LAYERS)]
     parallelism: Parallelism | None = Field(
         default=None,
         description="The parallel layout whose one rank the specs describe; absent: the whole model.",

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,18 +68,36 @@ class _Frozen(BaseModel):
 
 
 class PlanInputs(_Frozen):
-    """What a plan was made from."""
+    """What a plan was made from, with the engine settings as vLLM 0.33 resolved them."""
 
     available_bytes: list[int] = Field(description="Per-rank budget of each pipeline stage.")
     max_model_len: int
     max_num_batched_tokens: int
     tokens_in_flight: int = Field(
-        description="Batched tokens a windowed layer must keep: batched * pp (* 2 async at pp=1)."
+        description="Tokens a windowed layer keeps beyond its window: max_num_batched_tokens x "
+        "max_concurrent_batches (vLLM's max_in_flight_tokens)."
     )
     tensor_parallel_size: int
     pipeline_parallel_size: int
-    async_scheduling: bool
+    async_scheduling: bool = Field(description="Async scheduling, as resolved (unset: on).")
+    max_concurrent_batches: int = Field(
+        default=1, description="Batches in flight: pp + 1 with async scheduling, else pp."
+    )
     strategy: Strategy
+    disable_hybrid_kv_cache_manager: bool | None = Field(
+        default=None,
+        description="The hybrid KV cache manager disabled (True) or on (False), as resolved; "
+        "None for the per_layer strategy.",
+    )
+    eagle: bool = Field(default=False, description="EAGLE-style speculative decoding.")
+    allow_chunked_local_with_hybrid: bool = Field(
+        default=True,
+        description="VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (0.33 default: on).",
+    )
+    kv_connector_supports_hybrid: bool | None = Field(
+        default=None,
+        description="A KV connector with (True) or without (False) hybrid support; None: none.",
+    )
 
 
 class GroupSummary(_Frozen):
@@ -113,6 +132,10 @@ class StagePlan(_Frozen):
 class CachePlan(_Frozen):
     """A planned cache: its groups and page count, what they cost, and what they hold.
 
+    A model whose layers keep no cache (attention-free) plans no KV cache: ``config`` is None,
+    ``num_pages`` 1 (vLLM's block pool keeps its null block), and concurrency is not bounded by
+    the cache (``max_concurrency`` None).
+
     >>> from kvschema import FullAttentionSpec, plan_cache
     >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
     >>> plan = plan_cache({"layer.0": spec, "layer.1": spec}, available_bytes=2**30,
@@ -121,16 +144,26 @@ class CachePlan(_Frozen):
     (8192, [512], 16.0)
     >>> plan.concurrency_at(16384)
     8.0
+    >>> empty = plan_cache({}, available_bytes=2**30, max_model_len=8192,
+    ...                    max_num_batched_tokens=2048)
+    >>> empty.has_kv_cache, empty.num_pages, empty.max_concurrency
+    (False, 1, None)
     """
 
-    config: CacheGroupsConfig
+    config: CacheGroupsConfig | None = Field(
+        description="The groups and their page count; None when the model keeps no KV cache."
+    )
     strategy: Strategy
     bytes_per_page: int = Field(
         description="What one page index costs across a rank's layers (the largest stage's)."
     )
     pages_per_request: list[int] = Field(description="Pages one request needs, per group.")
-    max_concurrency: float = Field(description="num_pages / Σ pages_per_request.")
-    kv_cache_size_tokens: int = Field(description="int(max_concurrency * max_model_len).")
+    max_concurrency: float | None = Field(
+        description="num_pages / sum(pages_per_request); None without a KV cache (no bound)."
+    )
+    kv_cache_size_tokens: int | None = Field(
+        description="int(max_concurrency * max_model_len); None without a KV cache."
+    )
     padding_layers: int = Field(description="Empty layer slots the grouping adds (hybrid).")
     padding_bytes: int = Field(
         description="Bytes one request of max_model_len reserves in those empty slots."
@@ -140,13 +173,20 @@ class CachePlan(_Frozen):
     inputs: PlanInputs
 
     @property
+    def has_kv_cache(self) -> bool:
+        """Whether any layer keeps a cache (False for an attention-free model)."""
+        return self.config is not None
+
+    @property
     def num_pages(self) -> int:
-        """The planned page count (the null page included, as engines count it)."""
-        return self.config.num_pages
+        """The planned page count (the null page included, as engines count it); 1 without cache."""
+        return 1 if self.config is None else self.config.num_pages
 
     def pages_at(self, max_model_len: int) -> int:
         """Page indices one request of ``max_model_len`` tokens takes, groups and pages fixed."""
         length = positive_int_arg("max_model_len", max_model_len)
+        if self.config is None:
+            return 0
         tokens = self.inputs.tokens_in_flight
         return sum(
             pages_per_request(group.kv_cache_spec, length, tokens)
@@ -154,8 +194,12 @@ class CachePlan(_Frozen):
         )
 
     def concurrency_at(self, max_model_len: int) -> float:
-        """Requests of ``max_model_len`` tokens the planned pages hold at once (the capacity curve)."""
-        return self.num_pages / self.pages_at(max_model_len)
+        """Requests of ``max_model_len`` tokens the planned pages hold at once (the capacity curve).
+
+        ``math.inf`` for a model without KV cache: the cache bounds nothing.
+        """
+        pages = self.pages_at(max_model_len)
+        return self.num_pages / pages if pages else math.inf
 
 
 def stage_sizes(num_layers: int, pipeline_parallel_size: int) -> list[int]:

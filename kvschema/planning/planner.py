@@ -13,8 +13,8 @@ tables, what one page index costs, how many pages a budget holds, and whether on
 ...                   max_num_batched_tokens=2048)
 >>> [len(g.layer_names) for g in plan.config.kv_cache_groups], plan.bytes_per_page
 ([2, 2, 2, 2, 2, 2], 131072)
->>> plan.config.num_pages, plan.pages_per_request
-(16384, [193, 193, 193, 193, 193, 512])
+>>> plan.config.num_pages, plan.pages_per_request, plan.inputs.tokens_in_flight
+(16384, [321, 321, 321, 321, 321, 512], 4096)
 """
 
 from __future__ import annotations
@@ -26,10 +26,18 @@ from typing import Any
 from kvschema._args import positive_int_arg
 from kvschema.errors import InvalidArgumentError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
-from kvschema.layout.layer_map import LayerMap
 from kvschema.layout.parallel import Parallelism
-from kvschema.models.context import ModelLength
-from kvschema.planning.grouping import hybrid_groups, layer_map, per_layer_groups
+from kvschema.planning.decisions import (
+    max_concurrent_batches,
+    resolve_async_scheduling,
+    resolve_hybrid_kv_cache_manager,
+)
+from kvschema.planning.grouping import (
+    hybrid_groups,
+    layer_map,
+    per_layer_groups,
+    unify_hybrid_specs,
+)
 from kvschema.planning.plan import (
     CachePlan,
     GroupSummary,
@@ -40,9 +48,15 @@ from kvschema.planning.plan import (
     pages_per_request,
     stage_sizes,
 )
+from kvschema.planning.scope import max_model_len_to_plan, parallel_sizes, rank_specs, scoped
 from kvschema.planning.sharing import attach_sharing_layers, drop_sharing_layers, sharing_map
 from kvschema.spec.sharding import shard_spec
-from kvschema.spec.union import CacheSpec, UniformTypeSpec
+from kvschema.spec.union import (
+    CacheSpec,
+    ChunkedLocalAttentionSpec,
+    FullAttentionSpec,
+    UniformTypeSpec,
+)
 
 __all__ = [
     "CachePlan",
@@ -69,7 +83,11 @@ def plan_cache(
     strategy: Strategy = "hybrid",
     tensor_parallel_size: int | None = None,
     pipeline_parallel_size: int | None = None,
-    async_scheduling: bool = False,
+    async_scheduling: bool | None = None,
+    disable_hybrid_kv_cache_manager: bool | None = None,
+    allow_chunked_local_with_hybrid: bool = True,
+    eagle: bool = False,
+    kv_connector_supports_hybrid: bool | None = None,
     specs_per_rank: bool = False,
     parallelism: Parallelism | None = None,
     allow_long_max_model_len: bool = False,
@@ -84,7 +102,7 @@ def plan_cache(
     >>> plan = plan_cache({"a": local, "b": state}, available_bytes=2**26,
     ...                   max_model_len=4096, max_num_batched_tokens=256)
     >>> [g.kv_cache_spec.kind for g in plan.config.kv_cache_groups], plan.pages_per_request
-    (['sliding_window', 'mamba'], [49, 1])
+    (['sliding_window', 'mamba'], [65, 1])
 
     ``layers`` maps layer name → spec in model order, or is a list of groups, a
     :class:`CacheGroupsConfig` or a :class:`LayerMap`.  Its scope says what the specs are: a
@@ -113,23 +131,47 @@ def plan_cache(
     ...                    max_num_batched_tokens=256)  # one rank of TP=2: taken as it is
     >>> again.num_pages == whole.num_pages
     True
+
+    No layers (an attention-free model) plan no KV cache (see :class:`CachePlan`).
+
+    The engine settings default to what vLLM 0.33 decides for a GPU deployment (see
+    ``kvschema.planning.decisions`` and ``docs/planner.md``): ``async_scheduling=None`` is
+    on (``pp + 1`` batches in flight; ``pp`` when False; the per_layer strategy keeps it off
+    unless asked).  ``disable_hybrid_kv_cache_manager=None`` leaves the hybrid KV cache manager
+    on unless chunked local attention meets ``eagle`` speculative decoding or
+    ``allow_chunked_local_with_hybrid=False`` (the environment variable
+    ``VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=0``), or a KV connector without hybrid
+    support is used (``kv_connector_supports_hybrid=False``).  Disabled, every layer is
+    allocated as full attention in one group, as
+    ``kvschema.planning.grouping.unify_hybrid_specs`` gives it.
     """
-    source, scope = _scoped(layers, parallelism)
-    tp, pp, scope = _parallel_sizes(
+    source, scope = scoped(layers, parallelism)
+    tp, pp, scope = parallel_sizes(
         scope, tensor_parallel_size, pipeline_parallel_size, specs_per_rank
     )
+    specs = rank_specs(layer_map(source), tp, scope)
+    sharing = sharing_map(source, kv_sharing)
+    specs = drop_sharing_layers(specs, sharing, pipeline_parallel_size=pp)
     inputs = _checked_inputs(
         available_bytes,
-        _max_model_len(layers, max_model_len, allow_long_max_model_len),
+        max_model_len_to_plan(layers, max_model_len, allow_long_max_model_len),
         max_num_batched_tokens,
         strategy,
         tp,
         pp,
-        async_scheduling,
+        _Switches(
+            async_scheduling,
+            disable_hybrid_kv_cache_manager,
+            allow_chunked_local_with_hybrid,
+            eagle,
+            kv_connector_supports_hybrid,
+        ),
+        chunked_local=any(map(_is_chunked, {id(s): s for s in specs.values()}.values())),
     )
-    specs = _rank_specs(layer_map(source), tp, scope)
-    sharing = sharing_map(source, kv_sharing)
-    specs = drop_sharing_layers(specs, sharing, pipeline_parallel_size=pp)
+    if not specs:
+        return _no_cache_plan(inputs)
+    if inputs.disable_hybrid_kv_cache_manager:
+        specs = unify_hybrid_specs(specs)
     grouped = hybrid_groups(specs) if strategy == "hybrid" else per_layer_groups(specs)
     pages = [
         pages_per_request(spec, inputs.max_model_len, inputs.tokens_in_flight)
@@ -143,33 +185,71 @@ def plan_cache(
 # -- the steps ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Switches:
+    """The engine settings vLLM 0.33 decides when they are left unset."""
+
+    async_scheduling: bool | None
+    disable_hybrid_kv_cache_manager: bool | None
+    allow_chunked_local_with_hybrid: bool
+    eagle: bool
+    kv_connector_supports_hybrid: bool | None
+
+
+def _is_chunked(spec: CacheSpec) -> bool:
+    """Whether a layer has chunked local attention (vLLM's ``model_config.attention_chunk_size``)."""
+    return isinstance(spec, ChunkedLocalAttentionSpec) or (
+        isinstance(spec, FullAttentionSpec) and spec.attention_chunk_size is not None
+    )
+
+
 def _checked_inputs(
     available_bytes: int | Sequence[int],
     max_model_len: int,
     max_num_batched_tokens: int,
     strategy: Strategy,
-    tensor_parallel_size: int,
+    tp: int,
     pipeline_parallel_size: int,
-    async_scheduling: bool,
+    switches: _Switches,
+    *,
+    chunked_local: bool,
 ) -> PlanInputs:
-    """The arguments checked, with the tokens a windowed layer keeps in flight."""
+    """The arguments checked, the engine settings decided, and the tokens kept in flight."""
     max_len = positive_int_arg("max_model_len", max_model_len)
     batched = positive_int_arg("max_num_batched_tokens", max_num_batched_tokens)
-    tp = positive_int_arg("tensor_parallel_size", tensor_parallel_size)
     pp = positive_int_arg("pipeline_parallel_size", pipeline_parallel_size)
     if strategy not in ("hybrid", "per_layer"):
         raise InvalidArgumentError(f"strategy must be 'hybrid' or 'per_layer', got {strategy!r}")
-    if not isinstance(async_scheduling, bool):
-        raise InvalidArgumentError(f"async_scheduling must be a bool, got {async_scheduling!r}")
+    if strategy == "per_layer" and switches.disable_hybrid_kv_cache_manager is not None:
+        raise InvalidArgumentError(
+            "disable_hybrid_kv_cache_manager is vLLM's switch: it applies to the hybrid "
+            "strategy only, not to per_layer"
+        )
+    disable = resolve_hybrid_kv_cache_manager(
+        switches.disable_hybrid_kv_cache_manager,
+        chunked_local=chunked_local,
+        allow_chunked_local_with_hybrid=switches.allow_chunked_local_with_hybrid,
+        eagle=switches.eagle,
+        kv_connector_supports_hybrid=switches.kv_connector_supports_hybrid,
+    )
+    async_on = resolve_async_scheduling(switches.async_scheduling)
+    if strategy == "per_layer" and switches.async_scheduling is None:
+        async_on = False  # EasyDeL's pool: vLLM's async-scheduling default is not assumed
+    batches = max_concurrent_batches(async_on, pp)
     return PlanInputs(
         available_bytes=_budgets(available_bytes, pp),
         max_model_len=max_len,
         max_num_batched_tokens=batched,
-        tokens_in_flight=batched * pp * (2 if async_scheduling and pp == 1 else 1),
+        tokens_in_flight=batched * batches,
         tensor_parallel_size=tp,
         pipeline_parallel_size=pp,
-        async_scheduling=async_scheduling,
+        async_scheduling=async_on,
+        max_concurrent_batches=batches,
         strategy=strategy,
+        disable_hybrid_kv_cache_manager=disable if strategy == "hybrid" else None,
+        eagle=switches.eagle,
+        allow_chunked_local_with_hybrid=switches.allow_chunked_local_with_hybrid,
+        kv_connector_supports_hybrid=switches.kv_connector_supports_hybrid,
     )
 
 
@@ -180,90 +260,6 @@ def _budgets(available_bytes: int | Sequence[int], pp: int) -> list[int]:
             f"available_bytes must be an int or one figure per stage ({pp}), got {available_bytes!r}"
         )
     return [positive_int_arg("available_bytes", value) for value in values]
-
-
-def _scoped(
-    layers: Any, parallelism: Parallelism | None
-) -> tuple[Mapping[str, Any] | Sequence[CacheGroupSpec], Parallelism | None]:
-    """The layers to plan, and the parallel scope their specs are one rank of (None: whole model)."""
-    if parallelism is not None and not isinstance(parallelism, Parallelism):
-        raise InvalidArgumentError(
-            f"parallelism must be a Parallelism or None, got {type(parallelism).__name__}"
-        )
-    source: Mapping[str, Any] | Sequence[CacheGroupSpec]
-    recorded: Any
-    if isinstance(layers, CacheGroupsConfig):
-        source, recorded = layers.kv_cache_groups, layers.parallelism
-    elif isinstance(layers, LayerMap):
-        source, recorded = layers.layers, layers.parallelism
-    else:
-        source, recorded = layers, getattr(layers, "parallelism", None)
-        recorded = recorded if isinstance(recorded, Parallelism) else None
-    if parallelism is not None and recorded is not None and parallelism != recorded:
-        raise InvalidArgumentError(
-            f"the layers record their scope as {recorded.describe()} but parallelism= says "
-            f"{parallelism.describe()}; give one scope"
-        )
-    return source, parallelism or recorded
-
-
-def _parallel_sizes(
-    scope: Parallelism | None, tp_asked: Any, pp_asked: Any, per_rank: Any
-) -> tuple[int, int, Parallelism | None]:
-    """The TP and PP to plan for (asked, else the scope's, else 1) and the specs' scope.
-
-    The scope must agree: specs that are one rank of tensor_parallel_size=t plan for t only.
-    """
-    if not isinstance(per_rank, bool):
-        raise InvalidArgumentError(f"specs_per_rank must be a bool, got {per_rank!r}")
-    if tp_asked is None:
-        tp_asked = 1 if scope is None else scope.tensor_parallel_size
-    if pp_asked is None:
-        pp_asked = 1 if scope is None else scope.pipeline_parallel_size
-    tp = positive_int_arg("tensor_parallel_size", tp_asked)
-    pp = positive_int_arg("pipeline_parallel_size", pp_asked)
-    if per_rank and scope is None:
-        scope = Parallelism(tensor_parallel_size=tp)
-    if scope is None:
-        return tp, pp, None
-    if scope.pipeline_stage is not None:
-        raise InvalidArgumentError(
-            f"the specs are {scope.describe()}: one stage's layers do not say how the model "
-            "splits; plan the whole model's layers (every stage)"
-        )
-    if scope.tensor_parallel_size not in (1, tp):
-        raise InvalidArgumentError(
-            f"the specs are {scope.describe()}, so they cannot be planned for "
-            f"tensor_parallel_size={tp}: give the whole model's specs (or the Hugging Face "
-            "config) to plan another tensor-parallel size",
-            scope_tensor_parallel_size=scope.tensor_parallel_size,
-            tensor_parallel_size=tp,
-        )
-    return tp, pp, scope
-
-
-def _max_model_len(layers: Any, asked: Any, allow_long: Any) -> int:
-    """The length to plan for: as asked (within the model's own, when known), else the model's."""
-    if not isinstance(allow_long, bool):
-        raise InvalidArgumentError(f"allow_long_max_model_len must be a bool, got {allow_long!r}")
-    length = getattr(layers, "model_length", None)
-    if isinstance(length, ModelLength):
-        return length.resolve(asked, allow_long=allow_long)
-    if asked is None:
-        raise InvalidArgumentError(
-            "max_model_len is required: these layers do not say the model's context length "
-            "(layers_from_hf_config's do)"
-        )
-    return positive_int_arg("max_model_len", asked)
-
-
-def _rank_specs(
-    specs: dict[str, CacheSpec], tp: int, scope: Parallelism | None
-) -> dict[str, CacheSpec]:
-    """One rank's specs: the whole model's sharded once for ``tp``; one rank's as they are."""
-    if scope is not None and scope.tensor_parallel_size == tp:
-        return specs
-    return {name: shard_spec(spec, tp) for name, spec in specs.items()}
 
 
 @dataclass(frozen=True)
@@ -280,15 +276,12 @@ class _StageCosts:
     @classmethod
     def of(cls, grouped: _Groups, order: list[str], inputs: PlanInputs) -> _StageCosts:
         # One page index costs, per layer: the group's page (a uniform-type member's own page).
-        layer_bytes = {
-            name: (
-                spec.kv_cache_specs[name].page_size_bytes
-                if isinstance(spec, UniformTypeSpec)
-                else spec.page_size_bytes
-            )
-            for spec, names in grouped
-            for name in names
-        }
+        layer_bytes: dict[str, int] = {}
+        for spec, names in grouped:
+            if isinstance(spec, UniformTypeSpec):
+                layer_bytes.update((n, spec.kv_cache_specs[n].page_size_bytes) for n in names)
+            else:
+                layer_bytes.update(dict.fromkeys(names, spec.page_size_bytes))
         stage_of: dict[str, int] = {}
         start = 0
         for stage, size in enumerate(stage_sizes(len(order), inputs.pipeline_parallel_size)):
@@ -405,6 +398,23 @@ def _largest_fitting_length(
         else:
             high = mid - 1
     return low
+
+
+def _no_cache_plan(inputs: PlanInputs) -> CachePlan:
+    """No layer keeps a cache: no groups, one (null) page, as vLLM plans attention-free models."""
+    return CachePlan(
+        config=None,
+        strategy=inputs.strategy,
+        bytes_per_page=0,
+        pages_per_request=[],
+        max_concurrency=None,
+        kv_cache_size_tokens=None,
+        padding_layers=0,
+        padding_bytes=0,
+        groups=[],
+        stages=[],
+        inputs=inputs,
+    )
 
 
 def _assemble(

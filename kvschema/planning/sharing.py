@@ -115,9 +115,9 @@ def attach_sharing_layers(plan: CachePlan, sharing: Mapping[str, str]) -> CacheP
     >>> attach_sharing_layers(plan, {"b": "a"}).config.kv_cache_groups[0].kv_sharing
     {'b': 'a'}
     """
-    if not sharing:
-        return plan
     config = plan.config
+    if not sharing or config is None:
+        return plan
     owner = {
         name: index
         for index, group in enumerate(config.kv_cache_groups)
@@ -135,5 +135,11 @@ def attach_sharing_layers(plan: CachePlan, sharing: Mapping[str, str]) -> CacheP
         for group, shared in zip(config.kv_cache_groups, per_group, strict=True)
     ]
     return plan.model_copy(
-        update={"config": CacheGroupsConfig(num_pages=config.num_pages, kv_cache_groups=groups)}
+        update={
+            "config": CacheGroupsConfig(
+                num_pages=config.num_pages,
+                kv_cache_groups=groups,
+                parallelism=config.parallelism,
+            )
+        }
     )
