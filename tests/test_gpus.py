@@ -11,8 +11,21 @@ from kvschema.errors import InvalidArgumentError
 from kvschema.models.interval import GIB, Interval
 from kvschema.planning.gpus import GPU, UnknownGPUError, _key, batch_defaults, gpu, gpus
 
-REQUIRED = {"A10G", "L4", "L40S", "A100-40GB", "A100-80GB", "H100-PCIe", "H100-SXM", "H200",
-            "H20", "B200", "RTX-4090", "RTX-6000-Ada", "MI300X"}  # fmt: skip
+REQUIRED = {
+    "A10G",
+    "L4",
+    "L40S",
+    "A100-40GB",
+    "A100-80GB",
+    "H100-PCIe",
+    "H100-SXM",
+    "H200",
+    "H20",
+    "B200",
+    "RTX-4090",
+    "RTX-6000-Ada",
+    "MI300X",
+}
 
 
 def test_the_catalogue_covers_the_gpus_people_rent() -> None:

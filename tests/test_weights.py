@@ -76,8 +76,13 @@ LLAMA_8B = {
 KNOWN_COUNTS = {
     "Meta-Llama-3-8B": (LLAMA_8B, 8_030_261_248),
     "Meta-Llama-3-70B": (
-        {**LLAMA_8B, "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
-         "num_attention_heads": 64},
+        {
+            **LLAMA_8B,
+            "hidden_size": 8192,
+            "intermediate_size": 28672,
+            "num_hidden_layers": 80,
+            "num_attention_heads": 64,
+        },
         70_553_706_496,
     ),
     "Llama-2-7b": (
@@ -90,73 +95,163 @@ KNOWN_COUNTS = {
         46_702_792_704,
     ),
     "Qwen2.5-7B": (
-        {"model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944,
-         "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
-         "vocab_size": 152064, "tie_word_embeddings": False, "torch_dtype": "bfloat16"},
+        {
+            "model_type": "qwen2",
+            "hidden_size": 3584,
+            "intermediate_size": 18944,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "vocab_size": 152064,
+            "tie_word_embeddings": False,
+            "torch_dtype": "bfloat16",
+        },
         7_615_616_512,
     ),
     "Qwen2-0.5B (tied)": (
-        {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864,
-         "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
-         "vocab_size": 151936, "tie_word_embeddings": True, "torch_dtype": "bfloat16"},
+        {
+            "model_type": "qwen2",
+            "hidden_size": 896,
+            "intermediate_size": 4864,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 14,
+            "num_key_value_heads": 2,
+            "vocab_size": 151936,
+            "tie_word_embeddings": True,
+            "torch_dtype": "bfloat16",
+        },
         494_032_768,
     ),
     "gemma-2-9b": (
-        {"model_type": "gemma2", "hidden_size": 3584, "intermediate_size": 14336,
-         "num_hidden_layers": 42, "num_attention_heads": 16, "num_key_value_heads": 8,
-         "head_dim": 256, "vocab_size": 256000, "torch_dtype": "bfloat16"},
+        {
+            "model_type": "gemma2",
+            "hidden_size": 3584,
+            "intermediate_size": 14336,
+            "num_hidden_layers": 42,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 8,
+            "head_dim": 256,
+            "vocab_size": 256000,
+            "torch_dtype": "bfloat16",
+        },
         9_241_705_984,
     ),
     "Qwen3-8B": (
-        {"model_type": "qwen3", "hidden_size": 4096, "intermediate_size": 12288,
-         "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
-         "head_dim": 128, "vocab_size": 151936, "tie_word_embeddings": False,
-         "torch_dtype": "bfloat16"},
+        {
+            "model_type": "qwen3",
+            "hidden_size": 4096,
+            "intermediate_size": 12288,
+            "num_hidden_layers": 36,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "head_dim": 128,
+            "vocab_size": 151936,
+            "tie_word_embeddings": False,
+            "torch_dtype": "bfloat16",
+        },
         8_190_735_360,
     ),
     "Qwen3-30B-A3B": (
-        {"model_type": "qwen3_moe", "hidden_size": 2048, "intermediate_size": 6144,
-         "moe_intermediate_size": 768, "num_hidden_layers": 48, "num_attention_heads": 32,
-         "num_key_value_heads": 4, "head_dim": 128, "vocab_size": 151936, "num_experts": 128,
-         "decoder_sparse_step": 1, "mlp_only_layers": [], "tie_word_embeddings": False,
-         "torch_dtype": "bfloat16"},
+        {
+            "model_type": "qwen3_moe",
+            "hidden_size": 2048,
+            "intermediate_size": 6144,
+            "moe_intermediate_size": 768,
+            "num_hidden_layers": 48,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 4,
+            "head_dim": 128,
+            "vocab_size": 151936,
+            "num_experts": 128,
+            "decoder_sparse_step": 1,
+            "mlp_only_layers": [],
+            "tie_word_embeddings": False,
+            "torch_dtype": "bfloat16",
+        },
         30_532_122_624,
     ),
     "DeepSeek-V3 (without the MTP layer)": (
-        {"model_type": "deepseek_v3", "hidden_size": 7168, "intermediate_size": 18432,
-         "moe_intermediate_size": 2048, "num_hidden_layers": 61, "first_k_dense_replace": 3,
-         "n_routed_experts": 256, "n_shared_experts": 1, "moe_layer_freq": 1,
-         "num_attention_heads": 128, "num_key_value_heads": 128, "q_lora_rank": 1536,
-         "kv_lora_rank": 512, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128,
-         "v_head_dim": 128, "vocab_size": 129280, "torch_dtype": "bfloat16"},
+        {
+            "model_type": "deepseek_v3",
+            "hidden_size": 7168,
+            "intermediate_size": 18432,
+            "moe_intermediate_size": 2048,
+            "num_hidden_layers": 61,
+            "first_k_dense_replace": 3,
+            "n_routed_experts": 256,
+            "n_shared_experts": 1,
+            "moe_layer_freq": 1,
+            "num_attention_heads": 128,
+            "num_key_value_heads": 128,
+            "q_lora_rank": 1536,
+            "kv_lora_rank": 512,
+            "qk_rope_head_dim": 64,
+            "qk_nope_head_dim": 128,
+            "v_head_dim": 128,
+            "vocab_size": 129280,
+            "torch_dtype": "bfloat16",
+        },
         671_026_419_200,
     ),
     "gpt-oss-20b": (
-        {"model_type": "gpt_oss", "hidden_size": 2880, "intermediate_size": 2880,
-         "num_hidden_layers": 24, "num_attention_heads": 64, "num_key_value_heads": 8,
-         "head_dim": 64, "vocab_size": 201088, "num_local_experts": 32,
-         "tie_word_embeddings": False, "torch_dtype": "bfloat16"},
+        {
+            "model_type": "gpt_oss",
+            "hidden_size": 2880,
+            "intermediate_size": 2880,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 64,
+            "num_key_value_heads": 8,
+            "head_dim": 64,
+            "vocab_size": 201088,
+            "num_local_experts": 32,
+            "tie_word_embeddings": False,
+            "torch_dtype": "bfloat16",
+        },
         20_914_757_184,
     ),
     "gpt-oss-120b": (
-        {"model_type": "gpt_oss", "hidden_size": 2880, "intermediate_size": 2880,
-         "num_hidden_layers": 36, "num_attention_heads": 64, "num_key_value_heads": 8,
-         "head_dim": 64, "vocab_size": 201088, "num_local_experts": 128,
-         "tie_word_embeddings": False, "torch_dtype": "bfloat16"},
+        {
+            "model_type": "gpt_oss",
+            "hidden_size": 2880,
+            "intermediate_size": 2880,
+            "num_hidden_layers": 36,
+            "num_attention_heads": 64,
+            "num_key_value_heads": 8,
+            "head_dim": 64,
+            "vocab_size": 201088,
+            "num_local_experts": 128,
+            "tie_word_embeddings": False,
+            "torch_dtype": "bfloat16",
+        },
         116_829_156_672,
     ),
     "Qwen3-Coder-Next (Qwen3-Next-80B-A3B)": (
-        {"model_type": "qwen3_next", "hidden_size": 2048, "intermediate_size": 5120,
-         "moe_intermediate_size": 512, "shared_expert_intermediate_size": 512,
-         "num_experts": 512, "num_hidden_layers": 48, "num_attention_heads": 16,
-         "num_key_value_heads": 2, "head_dim": 256, "vocab_size": 151936,
-         "full_attention_interval": 4, "linear_num_key_heads": 16, "linear_key_head_dim": 128,
-         "linear_num_value_heads": 32, "linear_value_head_dim": 128,
-         "linear_conv_kernel_dim": 4, "decoder_sparse_step": 1, "mlp_only_layers": [],
-         "tie_word_embeddings": False, "torch_dtype": "bfloat16"},
+        {
+            "model_type": "qwen3_next",
+            "hidden_size": 2048,
+            "intermediate_size": 5120,
+            "moe_intermediate_size": 512,
+            "shared_expert_intermediate_size": 512,
+            "num_experts": 512,
+            "num_hidden_layers": 48,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 2,
+            "head_dim": 256,
+            "vocab_size": 151936,
+            "full_attention_interval": 4,
+            "linear_num_key_heads": 16,
+            "linear_key_head_dim": 128,
+            "linear_num_value_heads": 32,
+            "linear_value_head_dim": 128,
+            "linear_conv_kernel_dim": 4,
+            "decoder_sparse_step": 1,
+            "mlp_only_layers": [],
+            "tie_word_embeddings": False,
+            "torch_dtype": "bfloat16",
+        },
         79_674_391_296,
     ),
-}  # fmt: skip
+}
 
 
 # -- the header reader -------------------------------------------------------------------------
@@ -215,35 +310,83 @@ def test_reads_the_header_and_nothing_after_it(
         (b"[" * 50000 + b"]" * 50000, 0, None, "header is not JSON"),
         (b'{"a": 1}', 0, None, "must hold exactly dtype, shape, data_offsets"),
         (b'{"a": {"dtype": "BF16", "shape": [2]}}', 4, None, "must hold exactly"),
-        (b'{"a": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 1]}}', 1, None,
-         "has dtype 'Q4'"),
-        (b'{"a": {"dtype": "BF16", "shape": ["2"], "data_offsets": [0, 4]}}', 4, None,
-         "not a list of ints >= 0"),
-        (b'{"a": {"dtype": "BF16", "shape": [true], "data_offsets": [0, 2]}}', 2, None,
-         "not a list of ints >= 0"),
-        (b'{"a": {"dtype": "BF16", "shape": [-2], "data_offsets": [0, 4]}}', 4, None,
-         "not a list of ints >= 0"),
-        (b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [4, 0]}}', 4, None,
-         "not [begin <= end]"),
-        (b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 5]}}', 5, None,
-         "is 4 bytes but data_offsets span 5"),
-        (b'{"a": {"dtype": "BF16", "shape": [4000000000, 4000000000], "data_offsets": [0, 8]}}',
-         8, None, "data_offsets span 8"),
-        (b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}', 2, None,
-         "the file is truncated"),
-        (b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}', 9, None,
-         "the tensors cover 4 of the 9 data bytes"),
-        (b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]},'
-         b' "b": {"dtype": "BF16", "shape": [2], "data_offsets": [2, 6]}}', 6, None,
-         "it overlaps the previous one"),
-        (b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [4, 8]}}', 8, None,
-         "it leaves a gap"),
-        (b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]},'
-         b' "a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}', 4, None,
-         "duplicate key 'a'"),
+        (
+            b'{"a": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 1]}}',
+            1,
+            None,
+            "has dtype 'Q4'",
+        ),
+        (
+            b'{"a": {"dtype": "BF16", "shape": ["2"], "data_offsets": [0, 4]}}',
+            4,
+            None,
+            "not a list of ints >= 0",
+        ),
+        (
+            b'{"a": {"dtype": "BF16", "shape": [true], "data_offsets": [0, 2]}}',
+            2,
+            None,
+            "not a list of ints >= 0",
+        ),
+        (
+            b'{"a": {"dtype": "BF16", "shape": [-2], "data_offsets": [0, 4]}}',
+            4,
+            None,
+            "not a list of ints >= 0",
+        ),
+        (
+            b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [4, 0]}}',
+            4,
+            None,
+            "not [begin <= end]",
+        ),
+        (
+            b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 5]}}',
+            5,
+            None,
+            "is 4 bytes but data_offsets span 5",
+        ),
+        (
+            b'{"a": {"dtype": "BF16", "shape": [4000000000, 4000000000], "data_offsets": [0, 8]}}',
+            8,
+            None,
+            "data_offsets span 8",
+        ),
+        (
+            b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}',
+            2,
+            None,
+            "the file is truncated",
+        ),
+        (
+            b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}',
+            9,
+            None,
+            "the tensors cover 4 of the 9 data bytes",
+        ),
+        (
+            b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]},'
+            b' "b": {"dtype": "BF16", "shape": [2], "data_offsets": [2, 6]}}',
+            6,
+            None,
+            "it overlaps the previous one",
+        ),
+        (
+            b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [4, 8]}}',
+            8,
+            None,
+            "it leaves a gap",
+        ),
+        (
+            b'{"a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]},'
+            b' "a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}',
+            4,
+            None,
+            "duplicate key 'a'",
+        ),
         (b'{"__metadata__": {"x": 1}}', 0, None, "__metadata__ must map strings to strings"),
     ],
-)  # fmt: skip
+)
 def test_hostile_headers_are_refused_naming_the_file(
     tmp_path: Path, header: bytes, data: int, length: int | None, message: str
 ) -> None:
@@ -287,8 +430,13 @@ def test_index_total_size(tmp_path: Path) -> None:
     index = tmp_path / "model.safetensors.index.json"
     index.write_text(json.dumps({"metadata": {"total_size": 16060522496}, "weight_map": {}}))
     assert index_total_size(tmp_path) == index_total_size(index) == 16060522496
-    for bad in ({"metadata": {}}, {"metadata": {"total_size": -1}}, [1],
-                {"metadata": {"total_size": True}}, {"metadata": {"total_size": "16"}}):  # fmt: skip
+    for bad in (
+        {"metadata": {}},
+        {"metadata": {"total_size": -1}},
+        [1],
+        {"metadata": {"total_size": True}},
+        {"metadata": {"total_size": "16"}},
+    ):
         index.write_text(json.dumps(bad))
         with pytest.raises(CheckpointError, match="total_size must be a positive integer"):
             index_total_size(index)
@@ -407,8 +555,9 @@ def test_expert_parallel_spreads_whole_experts() -> None:
     counted = count_parameters(cfg)
     experts = sum(p.nbytes for p in counted.parts if p.split == "expert")
     tp3 = stage_bytes(counted.parts, num_layers=32, tensor_parallel_size=2)[0]
-    ep3 = stage_bytes(counted.parts, num_layers=32, tensor_parallel_size=2,
-                      expert_parallel_size=3)[0]  # fmt: skip
+    ep3 = stage_bytes(counted.parts, num_layers=32, tensor_parallel_size=2, expert_parallel_size=3)[
+        0
+    ]
     # 8 experts over 3 ranks: the fullest holds 3 (determine_expert_map), 3/8 of the experts
     assert ep3.point - tp3.point == pytest.approx(experts * 3 / 8 - experts / 2, abs=64)
 
@@ -417,21 +566,30 @@ def test_expert_parallel_spreads_whole_experts() -> None:
 
 
 def test_quantized_formats() -> None:
-    gptq = parse_quantization({"quant_method": "gptq", "bits": 4, "group_size": 128},
-                              model_dtype_bytes=2)  # fmt: skip
+    gptq = parse_quantization(
+        {"quant_method": "gptq", "bits": 4, "group_size": 128}, model_dtype_bytes=2
+    )
     weight, meta = linear_bytes(gptq.quantized, 4096, 4096)
     assert weight == 4096 * 4096 // 2
     # fp16 scales and packed 4-bit zeros per 128 inputs, and an int32 g_idx per input
     assert meta == 32 * 4096 * 2 + 32 * 4096 // 2 + 4 * 4096
-    nvfp4 = parse_quantization({"quant_method": "modelopt", "quant_algo": "NVFP4"},
-                               model_dtype_bytes=2)  # fmt: skip
+    nvfp4 = parse_quantization(
+        {"quant_method": "modelopt", "quant_algo": "NVFP4"}, model_dtype_bytes=2
+    )
     assert linear_bytes(nvfp4.quantized, 4096, 4096) == (4096 * 4096 // 2, 4096 * 256)
     ct = parse_quantization(
-        {"quant_method": "compressed-tensors", "ignore": ["lm_head", "re:.*mlp.gate$"],
-         "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
-             "num_bits": 8, "type": "float", "strategy": "channel"}}}},
+        {
+            "quant_method": "compressed-tensors",
+            "ignore": ["lm_head", "re:.*mlp.gate$"],
+            "config_groups": {
+                "group_0": {
+                    "targets": ["Linear"],
+                    "weights": {"num_bits": 8, "type": "float", "strategy": "channel"},
+                }
+            },
+        },
         model_dtype_bytes=2,
-    )  # fmt: skip
+    )
     assert ct.format_for("model.layers.0.mlp.gate").weight_bits == 16
     assert ct.format_for("model.layers.0.mlp.down_proj").weight_bits == 8
     assert ct.format_for("lm_head").weight_bits == 16
@@ -471,10 +629,18 @@ def test_awq_int4_llama_8b_keeps_embeddings_and_lm_head_in_16_bits() -> None:
 def test_gpt_oss_120b_mxfp4_matches_its_published_size() -> None:
     """gpt-oss-120b in MXFP4 is a 60.87 GiB file (llama.cpp's load log in ollama issue #16416,
     https://github.com/ollama/ollama/issues/16416: experts MXFP4, the rest 16-bit)."""
-    cfg = {**KNOWN_COUNTS["gpt-oss-120b"][0],
-           "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": [
-               "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
-               "lm_head"]}}  # fmt: skip
+    cfg = {
+        **KNOWN_COUNTS["gpt-oss-120b"][0],
+        "quantization_config": {
+            "quant_method": "mxfp4",
+            "modules_to_not_convert": [
+                "model.layers.*.self_attn",
+                "model.layers.*.mlp.router",
+                "model.embed_tokens",
+                "lm_head",
+            ],
+        },
+    }
     est = weights_from_config(cfg)
     assert est.bytes_per_rank.point / 2**30 == pytest.approx(60.87, rel=0.01)
     assert est.bytes_per_rank.high / 2**30 > 62  # kernels may pad experts (oracle/mxfp4.py)
@@ -520,8 +686,15 @@ def llama_tensors(cfg: dict[str, Any]) -> dict[str, tuple[str, list[int]]]:
     return out
 
 
-TINY = {**LLAMA_8B, "hidden_size": 64, "intermediate_size": 192, "num_hidden_layers": 4,
-        "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 1000}  # fmt: skip
+TINY = {
+    **LLAMA_8B,
+    "hidden_size": 64,
+    "intermediate_size": 192,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "vocab_size": 1000,
+}
 
 
 @pytest.mark.parametrize(("tp", "pp"), [(1, 1), (2, 1), (4, 1), (8, 1), (2, 2), (1, 4)])
@@ -572,8 +745,7 @@ def test_unknown_family_is_refused_clearly() -> None:
 
 
 def test_multimodal_configs_need_text_only() -> None:
-    cfg = {"model_type": "llava", "vision_config": {"hidden_size": 1024},
-           "text_config": LLAMA_8B}  # fmt: skip
+    cfg = {"model_type": "llava", "vision_config": {"hidden_size": 1024}, "text_config": LLAMA_8B}
     with pytest.raises(HFConfigError, match="vision_config"):
         weights_from_config(cfg)
     est = weights_from_config(cfg, text_only=True)

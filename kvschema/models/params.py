@@ -32,10 +32,25 @@ __all__ = ["PARAM_FAMILIES", "CountedModel", "count_parameters"]
 
 #: The families whose parameters kvschema counts from a config (by ``family_of``).
 PARAM_FAMILIES = (
-    "cohere2", "deepseek_v2", "deepseek_v3", "gemma2", "gemma3_text", "gpt_oss", "jamba",
-    "llama", "llama4_text", "minimax_m2", "mistral", "mixtral", "nemotron_h", "olmo2", "phi3",
-    "qwen2", "qwen3", "qwen3_next",
-)  # fmt: skip
+    "cohere2",
+    "deepseek_v2",
+    "deepseek_v3",
+    "gemma2",
+    "gemma3_text",
+    "gpt_oss",
+    "jamba",
+    "llama",
+    "llama4_text",
+    "minimax_m2",
+    "mistral",
+    "mixtral",
+    "nemotron_h",
+    "olmo2",
+    "phi3",
+    "qwen2",
+    "qwen3",
+    "qwen3_next",
+)
 
 _TIED_BY_DEFAULT = {"gemma2", "gemma3_text", "cohere2"}
 _DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 2, "half": 2, "float": 2}
@@ -103,12 +118,19 @@ class _Count:
         extra = n_out * self.dtype_bytes if bias else 0
         self.repacked = self.repacked or fmt.repacked
         self.params += count * (n_in * n_out + (n_out if bias else 0))
-        self.parts.append(WeightPart(
-            name=name, place=place, split=split, layer=layer, heads=heads,
-            nbytes=count * (weight + extra), meta_bytes=count * meta,
-            high_nbytes=None if high is None else high + count * extra,
-            experts=experts or None,
-        ))  # fmt: skip
+        self.parts.append(
+            WeightPart(
+                name=name,
+                place=place,
+                split=split,
+                layer=layer,
+                heads=heads,
+                nbytes=count * (weight + extra),
+                meta_bytes=count * meta,
+                high_nbytes=None if high is None else high + count * extra,
+                experts=experts or None,
+            )
+        )
 
     def dense(
         self,
@@ -204,10 +226,13 @@ def _attention(c: _Count, family: str, i: int, kind: str, h: int) -> None:
         absorbed = kv_rank * nq * (nope + v)
         c.parts.append(
             WeightPart(
-                name=f"{p}.W_UK_T+W_UV", place="layer", split="column", layer=i,
+                name=f"{p}.W_UK_T+W_UV",
+                place="layer",
+                split="column",
+                layer=i,
                 nbytes=absorbed * c.dtype_bytes,
             )
-        )  # fmt: skip
+        )
         return
     nkv = c.get_int("num_key_value_heads", nq) or nq
     hd = cfg.get("head_dim") or h // nq

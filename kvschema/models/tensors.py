@@ -35,19 +35,52 @@ _META = re.compile(
     r"(?:^|[._])(scales|qzeros|g_idx|weight_scale|weight_scale_inv|input_scale|"
     r"weight_zero_point|weight_global_scale|input_global_scale|weight_shape|k_scale|v_scale)$"
 )
-_VISION = ("visual", "vision_tower", "vision_model", "multi_modal_projector", "mm_projector",
-           "audio_tower", "image_newline")  # fmt: skip
+_VISION = (
+    "visual",
+    "vision_tower",
+    "vision_model",
+    "multi_modal_projector",
+    "mm_projector",
+    "audio_tower",
+    "image_newline",
+)
 _COLUMN = {
-    "q_proj", "gate_proj", "up_proj", "gate_up_proj", "w1", "w3", "c_fc", "fc1", "in_proj",
-    "in_proj_qkvz", "in_proj_ba", "in_proj_qkv", "in_proj_z", "in_proj_b", "in_proj_a",
-    "conv1d", "q_b_proj", "kv_b_proj", "dt_proj", "query", "sinks", "A_log", "D",
+    "q_proj",
+    "gate_proj",
+    "up_proj",
+    "gate_up_proj",
+    "w1",
+    "w3",
+    "c_fc",
+    "fc1",
+    "in_proj",
+    "in_proj_qkvz",
+    "in_proj_ba",
+    "in_proj_qkv",
+    "in_proj_z",
+    "in_proj_b",
+    "in_proj_a",
+    "conv1d",
+    "q_b_proj",
+    "kv_b_proj",
+    "dt_proj",
+    "query",
+    "sinks",
+    "A_log",
+    "D",
     "dt_bias",
-}  # fmt: skip
+}
 _ROW = {"o_proj", "down_proj", "w2", "dense", "out_proj", "c_proj", "fc2", "x_proj", "wo"}
 _KV = {"k_proj", "v_proj", "key", "value"}
 _FUSED_QKV = {"qkv_proj", "query_key_value", "Wqkv", "c_attn"}
-_REPLICATED = {"q_a_proj", "kv_a_proj_with_mqa", "gate", "router", "shared_expert_gate",
-               "e_score_correction_bias"}  # fmt: skip
+_REPLICATED = {
+    "q_a_proj",
+    "kv_a_proj_with_mqa",
+    "gate",
+    "router",
+    "shared_expert_gate",
+    "e_score_correction_bias",
+}
 
 
 def _module_words(name: str) -> list[str]:

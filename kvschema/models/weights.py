@@ -136,10 +136,16 @@ def _estimate(
 ) -> WeightEstimate:
     worst = max(range(len(stages)), key=lambda s: (stages[s].point, stages[s].high))
     return WeightEstimate(
-        provenance=provenance, bytes_per_rank=stages[worst], stages=stages,
-        bottleneck_stage=worst, tensor_parallel_size=tp, pipeline_parallel_size=pp,
-        expert_parallel_size=ep, notes=notes, **extra,
-    )  # fmt: skip
+        provenance=provenance,
+        bytes_per_rank=stages[worst],
+        stages=stages,
+        bottleneck_stage=worst,
+        tensor_parallel_size=tp,
+        pipeline_parallel_size=pp,
+        expert_parallel_size=ep,
+        notes=notes,
+        **extra,
+    )
 
 
 def weights_from_config(

@@ -172,10 +172,15 @@ class GPU(BaseModel):
         else:
             low, high = self.cuda_total.low, self.cuda_total.high + GIB
         found = {
-            batch_defaults(m, self.device_name, usage=usage,
-                           compute_capability=self.compute_capability, throughput=throughput)
+            batch_defaults(
+                m,
+                self.device_name,
+                usage=usage,
+                compute_capability=self.compute_capability,
+                throughput=throughput,
+            )
             for m in (low, high)
-        }  # fmt: skip
+        }
         if len(found) > 1:
             raise InvalidArgumentError(
                 f"{self.name}: its memory ({low / GIB:.2f}-{high / GIB:.2f} GiB) straddles a "
@@ -201,15 +206,22 @@ def _catalogue() -> tuple[tuple[GPU, ...], dict[str, GPU]]:
     for item in raw["gpus"]:
         mib = item["cuda_total_mib"]
         nvml = item.get("nvml_total_mib")
-        entries.append(GPU(
-            name=item["name"], vendor=item["vendor"], device_name=item["device_name"],
-            compute_capability=item["compute_capability"], memory_gb=item["memory_gb"],
-            aliases=item.get("aliases", []),
-            cuda_total=Interval(low=mib["low"] * MIB, point=mib["point"] * MIB,
-                                high=mib["high"] * MIB),
-            nvml_total=None if nvml is None else nvml * MIB, notes=item.get("notes"),
-            sources=[GPUSource(**s) for s in item["sources"]],
-        ))  # fmt: skip
+        entries.append(
+            GPU(
+                name=item["name"],
+                vendor=item["vendor"],
+                device_name=item["device_name"],
+                compute_capability=item["compute_capability"],
+                memory_gb=item["memory_gb"],
+                aliases=item.get("aliases", []),
+                cuda_total=Interval(
+                    low=mib["low"] * MIB, point=mib["point"] * MIB, high=mib["high"] * MIB
+                ),
+                nvml_total=None if nvml is None else nvml * MIB,
+                notes=item.get("notes"),
+                sources=[GPUSource(**s) for s in item["sources"]],
+            )
+        )
     index: dict[str, GPU] = {}
     for entry in entries:
         for label in (entry.name, entry.device_name, *entry.aliases):
