@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
 from annotated_types import Ge
@@ -29,7 +29,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from kvschema.layout.group import _SEEN, MAX_LAYERS, CacheGroupSpec, _error, _one_name_set
 from kvschema.layout.masks import MaskDetailsInput, groups_from_mask_details
 from kvschema.layout.parallel import Parallelism
-from kvschema.spec.union import CacheSpec, PositiveInt
+from kvschema.spec.union import CacheSpec, PositiveInt, UniformTypeSpec
 
 __all__ = ["FIELD_VERSIONS", "SCHEMA_VERSION", "CacheGroupSpec", "CacheGroupsConfig", "Parallelism"]
 
@@ -52,20 +52,46 @@ FIELD_VERSIONS: Mapping[str, int] = {
 }
 
 
-def _fields_set(node: Any) -> Iterator[str]:
-    """The names of every field set to a non-default value in ``node`` and the models inside it."""
-    if isinstance(node, BaseModel):
-        for name, field in type(node).model_fields.items():
-            value = getattr(node, name)
-            if value != field.default:
-                yield name
-                yield from _fields_set(value)
-    elif isinstance(node, Mapping):
-        for value in node.values():
-            yield from _fields_set(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            yield from _fields_set(value)
+# A model class -> its fields of FIELD_VERSIONS with their defaults (filled on first use).
+_VERSIONED: dict[type[BaseModel], tuple[tuple[str, Any], ...]] = {}
+
+
+def _add_set_fields(node: BaseModel, found: set[str]) -> None:
+    """Add to ``found`` the fields of :data:`FIELD_VERSIONS` that ``node`` sets (not nested)."""
+    versioned = _VERSIONED.get(type(node))
+    if versioned is None:
+        fields = type(node).model_fields
+        versioned = tuple((name, fields[name].default) for name in FIELD_VERSIONS if name in fields)
+        _VERSIONED[type(node)] = versioned
+    for name, default in versioned:
+        if getattr(node, name) != default:
+            found.add(name)
+
+
+def _fields_set(config: CacheGroupsConfig) -> set[str]:
+    """The fields of :data:`FIELD_VERSIONS` set to a non-default value in ``config`` or the
+    models inside it: its groups, their specs and a uniform-type spec's members, each distinct
+    spec object once.
+
+    Only the versioned fields are read, and only the fields that hold models are descended
+    into (``parallelism`` holds no versioned field); never a layer-name list.
+    """
+    found: set[str] = set()
+    _add_set_fields(config, found)
+    seen: set[int] = set()
+    for group in config.kv_cache_groups:
+        _add_set_fields(group, found)
+        spec = group.kv_cache_spec
+        if id(spec) in seen:
+            continue
+        seen.add(id(spec))
+        _add_set_fields(spec, found)
+        if isinstance(spec, UniformTypeSpec):
+            for member in spec.kv_cache_specs.values():
+                if id(member) not in seen:
+                    seen.add(id(member))
+                    _add_set_fields(member, found)
+    return found
 
 
 class CacheGroupsConfig(BaseModel):

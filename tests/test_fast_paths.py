@@ -1,0 +1,74 @@
+"""The fast paths keep the verdicts of the plain ones they replace.
+
+Each fast path (the targeted schema-version walk, the derived-value check, the planner's
+grouping of distinct specs) is held here against a plain reference written the obvious way.
+"""
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
+
+from kvschema import (
+    CacheGroupsConfig,
+    CacheGroupSpec,
+    FullAttentionSpec,
+    Parallelism,
+    UniformTypeSpec,
+)
+from kvschema.layout.config import FIELD_VERSIONS, _fields_set
+from kvschema.strategies import cache_groups_configs
+
+
+def every_field_set(node: Any) -> Iterator[str]:
+    """Every field set to a non-default value in ``node`` and every model inside it (the walk
+    kvschema used before it read only the versioned fields)."""
+    if isinstance(node, BaseModel):
+        for name, field in type(node).model_fields.items():
+            value = getattr(node, name)
+            if value != field.default:
+                yield name
+                yield from every_field_set(value)
+    elif isinstance(node, Mapping):
+        for value in node.values():
+            yield from every_field_set(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from every_field_set(value)
+
+
+@given(cache_groups_configs(), st.booleans(), st.booleans())
+def test_version_walk_finds_what_a_full_walk_finds(
+    config: CacheGroupsConfig, parallel: bool, shared: bool
+) -> None:
+    if parallel:
+        config = config.model_copy(update={"parallelism": Parallelism(tensor_parallel_size=2)})
+    if shared and len(config.kv_cache_groups) > 1:
+        # one spec object in two groups: visited once, the same answer
+        first, second, *rest = config.kv_cache_groups
+        twin = CacheGroupSpec(kv_cache_spec=first.kv_cache_spec, layer_names=second.layer_names)
+        config = config.model_copy(update={"kv_cache_groups": [first, twin, *rest]})
+    expected = set(every_field_set(config)) & FIELD_VERSIONS.keys()
+    assert _fields_set(config) == expected
+    assert config.content_version == max((FIELD_VERSIONS[n] for n in expected), default=1)
+    assert config.fields_newer_than(1) == sorted(expected)
+
+
+def test_version_walk_reads_uniform_type_members() -> None:
+    plain = FullAttentionSpec(page_size=16, num_kv_heads=2, head_size=64, dtype="bf16")
+    wide_v = FullAttentionSpec(
+        page_size=16, num_kv_heads=2, head_size=192, head_size_v=128, dtype="bf16"
+    )
+    uniform = UniformTypeSpec(page_size=16, kv_cache_specs={"a": plain, "b": wide_v})
+    config = CacheGroupsConfig(
+        num_pages=8, kv_cache_groups=[CacheGroupSpec(kv_cache_spec=uniform, layer_names=["a", "b"])]
+    )
+    assert _fields_set(config) == {"head_size_v"} == set(every_field_set(config)) & {"head_size_v"}
+    assert config.fields_newer_than(1) == ["head_size_v"]
+    document = {**json.loads(config.model_dump_json()), "schema_version": 1}
+    with pytest.raises(ValidationError, match="sets head_size_v, added in schema_version 2"):
+        CacheGroupsConfig.model_validate(document)
