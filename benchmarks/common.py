@@ -6,7 +6,7 @@ import compileall
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +39,24 @@ def time_call(call: Callable[[], object], runs: int, inner: int = 1) -> list[flo
             call()
         samples.append((time.perf_counter() - start) / inner)
     return samples
+
+
+def time_interleaved(
+    calls: Mapping[str, tuple[Callable[[], object], int]], runs: int
+) -> dict[str, float]:
+    """Median seconds per call of each ``name -> (call, inner)``, the samples taken in turn.
+
+    Each round times every call once (``inner`` calls, averaged), so a change in the
+    machine's load falls on all of them alike and their ratios hold.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, (call, inner) in calls.items():
+            start = time.perf_counter()
+            for _ in range(inner):
+                call()
+            samples[name].append((time.perf_counter() - start) / inner)
+    return {name: median(times) for name, times in samples.items()}
 
 
 def median(samples: Sequence[float]) -> float:

@@ -202,8 +202,9 @@ class FullAttentionSpec(_AttentionBase):
             )
         return value
 
-    def _make_type_id(self) -> str:
-        return f"full_attention_{self.page_size}_{self.page_size_bytes}"
+    @classmethod
+    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
+        return f"full_attention_{fields['page_size']}_{cls._page_bytes_from(fields)}"
 
     def max_memory_usage_bytes(
         self, *, max_model_len: int, max_num_batched_tokens: int | None = None
@@ -251,8 +252,10 @@ class SlidingWindowSpec(_AttentionBase):
             )
         return value
 
-    def _make_type_id(self) -> str:
-        return f"sliding_window_{self.sliding_window}_{self.page_size}_{self.page_size_bytes}"
+    @classmethod
+    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
+        window, page_size = fields["sliding_window"], fields["page_size"]
+        return f"sliding_window_{window}_{page_size}_{cls._page_bytes_from(fields)}"
 
     def max_memory_usage_bytes(
         self, *, max_model_len: int, max_num_batched_tokens: int | None = None
@@ -283,10 +286,10 @@ class ChunkedLocalAttentionSpec(_AttentionBase):
     given_type_id: GivenTypeId = None
     given_page_size_bytes: GivenPageBytes = None
 
-    def _make_type_id(self) -> str:
-        return (
-            f"local_attention_{self.attention_chunk_size}_{self.page_size}_{self.page_size_bytes}"
-        )
+    @classmethod
+    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
+        chunk, page_size = fields["attention_chunk_size"], fields["page_size"]
+        return f"local_attention_{chunk}_{page_size}_{cls._page_bytes_from(fields)}"
 
     def max_memory_usage_bytes(
         self, *, max_model_len: int, max_num_batched_tokens: int | None = None

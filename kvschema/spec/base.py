@@ -33,9 +33,6 @@ MAX_INT = 2**53 - 1
 #: A strict int in ``1..MAX_INT``: no bools, strings or floats.
 PositiveInt = Annotated[int, Strict(), Ge(1), Le(MAX_INT)]
 
-# A derived value's key in a document -> the input-only field that takes it.
-_GIVEN = {"type_id": "given_type_id", "page_size_bytes": "given_page_size_bytes"}
-
 
 def _given(key: str) -> Any:
     """The field info of the input-only field that takes ``key`` from a document."""
@@ -170,15 +167,23 @@ class _SpecBase(BaseModel):
     @property
     def type_id(self) -> str:
         """The page-table identity: layers whose specs share it may share one page table."""
-        return self._make_type_id()
+        return self._type_id_from(self.__dict__)
 
     @computed_field(description="Bytes of one page.")  # type: ignore[prop-decorator]
     @property
     def page_size_bytes(self) -> int:
         """Bytes of one page (the padded size when ``page_size_padded`` is set)."""
-        return self._page_bytes()
+        page_bytes = self._page_bytes_from(self.__dict__)
+        if page_bytes is None:  # pragma: no cover - a validated spec has every field
+            raise InvalidArgumentError(f"{type(self).__name__} is missing a field")
+        return page_bytes
 
-    def _make_type_id(self) -> str:
+    # The derived values are computed from a mapping of field values — the instance's own, or
+    # the validated fields of a spec being validated — so the check needs no model instance.
+
+    @classmethod
+    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
+        """``type_id`` from field values (every field present)."""
         raise NotImplementedError
 
     @classmethod
@@ -186,14 +191,11 @@ class _SpecBase(BaseModel):
         """The unpadded page bytes from validated field values (None when one is missing)."""
         raise NotImplementedError
 
-    def _page_bytes(self) -> int:
-        padded: int | None = getattr(self, "page_size_padded", None)
-        if padded is not None:
-            return padded
-        raw = self._raw_from(self.__dict__)
-        if raw is None:  # pragma: no cover - a validated spec has every field
-            raise InvalidArgumentError(f"{type(self).__name__} is missing a field")
-        return raw
+    @classmethod
+    def _page_bytes_from(cls, fields: Mapping[str, Any]) -> int | None:
+        """``page_size_bytes`` from field values: the padded page, else the raw one."""
+        padded: int | None = fields.get("page_size_padded")
+        return padded if padded is not None else cls._raw_from(fields)
 
     @field_validator("page_size_padded", check_fields=False)
     @classmethod
@@ -213,42 +215,54 @@ class _SpecBase(BaseModel):
         """The most bytes one request of ``max_model_len`` tokens can hold in this layer."""
         raise NotImplementedError
 
-    def _consistent(self) -> bool:
-        """Whether the fields make one spec (the model validators' rules); see ``_derived``."""
-        return True
+    @classmethod
+    def _breaks_a_rule(cls, fields: Mapping[str, Any]) -> bool:
+        """Whether the field values break a model validator's rule (see ``_checkable``)."""
+        return False
 
     @classmethod
-    def _derived(cls, fields: Mapping[str, Any]) -> dict[str, Any] | None:
-        """``type_id`` and ``page_size_bytes`` from validated field values.
+    def _checkable(cls, fields: Mapping[str, Any]) -> bool:
+        """Whether a derived value a document carries is checked against these fields.
 
-        None when a field failed validation or the fields break a model rule: that error is
-        reported, and a derived value checked against them would only add noise.
+        Not when a field failed validation (it is missing from ``fields``) or the fields break
+        a model rule: that error is reported, and a derived value checked against them would
+        only add noise.  The input-only fields come last, so the fields validated before them
+        are every field of the kind but those two.
         """
-        names = cls.model_fields.keys() - _GIVEN.values()
-        if not names <= fields.keys():
-            return None
-        probe = cls.model_construct(**{name: fields[name] for name in names})
-        if not probe._consistent() or probe._raw_from(fields) is None:
-            return None
-        return {"type_id": probe._make_type_id(), "page_size_bytes": probe._page_bytes()}
+        count = len(fields) - ("given_type_id" in fields)
+        return count == len(cls.__pydantic_fields__) - 2 and not cls._breaks_a_rule(fields)
 
-    @field_validator(*_GIVEN.values(), check_fields=False)
     @classmethod
-    def _derived_agrees(cls, value: Any, info: ValidationInfo) -> None:
-        """A derived value a document carries must be the one its fields give; then it is dropped.
+    def _mismatch(cls, key: str, given: Any, computed: Any) -> PydanticCustomError:
+        return PydanticCustomError(
+            "derived_mismatch",
+            "{field} is {given} but the fields give {computed}; "
+            "it is derived, so omit it or make it agree",
+            {"field": key, "given": repr(given), "computed": repr(computed)},
+        )
 
-        This runs only for a document that carries one: with none, it costs nothing.
-        """
-        derived = cls._derived(info.data)
-        key = next(k for k, v in _GIVEN.items() if v == info.field_name)
-        computed = None if derived is None else derived[key]
-        if computed is not None and (value != computed or type(value) is not type(computed)):
-            raise PydanticCustomError(
-                "derived_mismatch",
-                "{field} is {given} but the fields give {computed}; "
-                "it is derived, so omit it or make it agree",
-                {"field": key, "given": repr(value), "computed": repr(computed)},
-            )
+    # A derived value a document carries must be the one its fields give; then it is dropped.
+    # These run only for a document that carries the value: with none, they cost nothing.
+    # Each computes its own value from the validated fields (no model is built).
+
+    @field_validator("given_type_id", check_fields=False)
+    @classmethod
+    def _type_id_agrees(cls, value: Any, info: ValidationInfo) -> None:
+        fields = info.data
+        if cls._checkable(fields):
+            computed = cls._type_id_from(fields)
+            if type(value) is not str or value != computed:
+                raise cls._mismatch("type_id", value, computed)
+        return None
+
+    @field_validator("given_page_size_bytes", check_fields=False)
+    @classmethod
+    def _page_bytes_agree(cls, value: Any, info: ValidationInfo) -> None:
+        fields = info.data
+        if cls._checkable(fields):
+            computed = cls._page_bytes_from(fields)
+            if computed is not None and (type(value) is not int or value != computed):
+                raise cls._mismatch("page_size_bytes", value, computed)
         return None
 
     @classmethod

@@ -89,40 +89,41 @@ class MambaSpec(_SpecBase):
     given_type_id: GivenTypeId = None
     given_page_size_bytes: GivenPageBytes = None
 
-    def _form_error(self) -> PydanticCustomError | None:
+    @classmethod
+    def _form_error(cls, fields: Mapping[str, Any]) -> PydanticCustomError | None:
         """What breaks the dtype rule: exactly one of dtype and dtypes, one dtype per shape."""
-        if (self.dtype is None) == (self.dtypes is None):
+        dtypes, shapes = fields["dtypes"], fields["shapes"]
+        blocks, mode = fields["num_prefill_checkpoint_blocks"], fields["mamba_cache_mode"]
+        if (fields["dtype"] is None) == (dtypes is None):
             return PydanticCustomError(
                 "mamba_dtype_form",
                 "give dtype (every state) or dtypes (one per state), exactly one of them",
             )
-        if self.dtypes is not None and len(self.dtypes) != len(self.shapes):
+        if dtypes is not None and len(dtypes) != len(shapes):
             return PydanticCustomError(
                 "mamba_dtypes_count",
                 "dtypes has {dtypes} entries for {shapes} state shapes; give one per shape",
-                {"dtypes": len(self.dtypes), "shapes": len(self.shapes)},
+                {"dtypes": len(dtypes), "shapes": len(shapes)},
             )
-        if self.num_prefill_checkpoint_blocks and self.mamba_cache_mode != "align":
+        if blocks and mode != "align":
             return PydanticCustomError(
                 "mamba_checkpoint_mode",
                 "num_prefill_checkpoint_blocks is {blocks}, but prefill checkpoints exist only "
                 "with mamba_cache_mode 'align' (prefix caching on), not '{mode}'",
-                {
-                    "blocks": self.num_prefill_checkpoint_blocks,
-                    "mode": self.mamba_cache_mode,
-                },
+                {"blocks": blocks, "mode": mode},
             )
         return None
 
     @model_validator(mode="after")
     def _one_dtype_form(self) -> MambaSpec:
-        error = self._form_error()
+        error = self._form_error(self.__dict__)
         if error is not None:
             raise error
         return self
 
-    def _consistent(self) -> bool:
-        return self._form_error() is None
+    @classmethod
+    def _breaks_a_rule(cls, fields: Mapping[str, Any]) -> bool:
+        return cls._form_error(fields) is not None
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
@@ -144,10 +145,12 @@ class MambaSpec(_SpecBase):
         """Bytes of one page before padding."""
         return self._raw_from(self.__dict__) or 0
 
-    def _make_type_id(self) -> str:
-        if self.dtypes is not None:
-            return f"mamba_{self.shapes}_({', '.join(self.dtypes)})"
-        return f"mamba_{self.shapes}_{self.dtype}"
+    @classmethod
+    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
+        dtypes = fields["dtypes"]
+        if dtypes is not None:
+            return f"mamba_{fields['shapes']}_({', '.join(dtypes)})"
+        return f"mamba_{fields['shapes']}_{fields['dtype']}"
 
     @property
     def pages_per_request(self) -> int:

@@ -61,18 +61,20 @@ class UniformTypeSpec(_SpecBase):
     given_type_id: GivenTypeId = None
     given_page_size_bytes: GivenPageBytes = None
 
-    def _type_errors(self) -> list[InitErrorDetails]:
+    @classmethod
+    def _type_errors(cls, fields: Mapping[str, Any]) -> list[InitErrorDetails]:
         """What breaks the rule of one page size and one family across the members."""
         errors: list[InitErrorDetails] = []
-        families = {family(spec) for spec in self.kv_cache_specs.values()}
-        for name, spec in self.kv_cache_specs.items():
-            if spec.page_size != self.page_size:
+        members, page_size = fields["kv_cache_specs"], fields["page_size"]
+        families = {family(spec) for spec in members.values()}
+        for name, spec in members.items():
+            if spec.page_size != page_size:
                 errors.append(
                     {
                         "type": PydanticCustomError(
                             "uniform_type_page_size",
                             "member {name} has page_size {member}, the group {group}",
-                            {"name": name, "member": spec.page_size, "group": self.page_size},
+                            {"name": name, "member": spec.page_size, "group": page_size},
                         ),
                         "loc": ("kv_cache_specs", name, "page_size"),
                         "input": spec.page_size,
@@ -95,22 +97,25 @@ class UniformTypeSpec(_SpecBase):
 
     @model_validator(mode="after")
     def _one_type(self) -> UniformTypeSpec:
-        errors = self._type_errors()
+        errors = self._type_errors(self.__dict__)
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
-    def _consistent(self) -> bool:
-        return not self._type_errors()
+    @classmethod
+    def _breaks_a_rule(cls, fields: Mapping[str, Any]) -> bool:
+        return bool(cls._type_errors(fields))
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
         specs = fields.get("kv_cache_specs")
         return None if specs is None else sum(s.page_size_bytes for s in specs.values())
 
-    def _make_type_id(self) -> str:
-        first = next(iter(self.kv_cache_specs.values()))
-        return f"uniform_type_{family(first)}_{self.page_size}_{self.page_size_bytes}"
+    @classmethod
+    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
+        first = next(iter(fields["kv_cache_specs"].values()))
+        page_bytes = cls._page_bytes_from(fields)
+        return f"uniform_type_{family(first)}_{fields['page_size']}_{page_bytes}"
 
     def pages_per_request(
         self, *, max_model_len: int, max_num_batched_tokens: int | None = None
