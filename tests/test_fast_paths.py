@@ -21,7 +21,7 @@ from kvschema import (
     UniformTypeSpec,
 )
 from kvschema.layout.config import FIELD_VERSIONS, _fields_set
-from kvschema.strategies import cache_groups_configs
+from kvschema.strategies import cache_groups_configs, cache_specs
 
 
 def every_field_set(node: Any) -> Iterator[str]:
@@ -72,3 +72,31 @@ def test_version_walk_reads_uniform_type_members() -> None:
     document = {**json.loads(config.model_dump_json()), "schema_version": 1}
     with pytest.raises(ValidationError, match="sets head_size_v, added in schema_version 2"):
         CacheGroupsConfig.model_validate(document)
+
+
+@given(cache_specs())
+def test_derived_check_reports_each_wrong_value_once(spec: Any) -> None:
+    document = json.loads(spec.model_dump_json())
+    assert type(spec).model_validate(document) == spec
+    wrong = {**document, "type_id": document["type_id"] + "x", "page_size_bytes": 0}
+    with pytest.raises(ValidationError) as info:
+        type(spec).model_validate_json(json.dumps(wrong))
+    assert [(e["type"], e["loc"], e["input"]) for e in info.value.errors()] == [
+        ("derived_mismatch", ("type_id",), wrong["type_id"]),
+        ("derived_mismatch", ("page_size_bytes",), 0),
+    ]
+
+
+def test_a_broken_uniform_type_spec_gets_its_own_errors_only() -> None:
+    full = FullAttentionSpec(page_size=16, num_kv_heads=2, head_size=64, dtype="bf16")
+    other = full.model_copy(update={"page_size": 32})
+    document = {
+        "kind": "uniform_type",
+        "page_size": 16,
+        "kv_cache_specs": {"a": full.model_dump(), "b": other.model_dump()},
+        "type_id": "nonsense",
+        "page_size_bytes": 1,
+    }
+    with pytest.raises(ValidationError) as info:
+        UniformTypeSpec.model_validate(document)
+    assert [e["type"] for e in info.value.errors()] == ["uniform_type_page_size"]

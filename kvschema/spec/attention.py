@@ -203,8 +203,9 @@ class FullAttentionSpec(_AttentionBase):
         return value
 
     @classmethod
-    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
-        return f"full_attention_{fields['page_size']}_{cls._page_bytes_from(fields)}"
+    def _type_id_from(cls, fields: Mapping[str, Any], page_bytes: int | None = None) -> str:
+        page_bytes = page_bytes or cls._page_bytes_from(fields)
+        return f"full_attention_{fields['page_size']}_{page_bytes}"
 
     def max_memory_usage_bytes(
         self, *, max_model_len: int, max_num_batched_tokens: int | None = None
@@ -253,9 +254,10 @@ class SlidingWindowSpec(_AttentionBase):
         return value
 
     @classmethod
-    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
+    def _type_id_from(cls, fields: Mapping[str, Any], page_bytes: int | None = None) -> str:
         window, page_size = fields["sliding_window"], fields["page_size"]
-        return f"sliding_window_{window}_{page_size}_{cls._page_bytes_from(fields)}"
+        page_bytes = page_bytes or cls._page_bytes_from(fields)
+        return f"sliding_window_{window}_{page_size}_{page_bytes}"
 
     def max_memory_usage_bytes(
         self, *, max_model_len: int, max_num_batched_tokens: int | None = None
@@ -287,9 +289,10 @@ class ChunkedLocalAttentionSpec(_AttentionBase):
     given_page_size_bytes: GivenPageBytes = None
 
     @classmethod
-    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
+    def _type_id_from(cls, fields: Mapping[str, Any], page_bytes: int | None = None) -> str:
         chunk, page_size = fields["attention_chunk_size"], fields["page_size"]
-        return f"local_attention_{chunk}_{page_size}_{cls._page_bytes_from(fields)}"
+        page_bytes = page_bytes or cls._page_bytes_from(fields)
+        return f"local_attention_{chunk}_{page_size}_{page_bytes}"
 
     def max_memory_usage_bytes(
         self, *, max_model_len: int, max_num_batched_tokens: int | None = None

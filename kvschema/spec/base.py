@@ -17,11 +17,13 @@ from pydantic import (
     Field,
     Strict,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     computed_field,
     field_validator,
+    model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kvschema.errors import InvalidArgumentError, SpecMergeError
 
@@ -147,8 +149,9 @@ class _SpecBase(BaseModel):
     ``type_id`` and ``page_size_bytes`` are computed fields: written on output, and optional on
     input, where a value a document carries must agree with the fields.  Each kind takes them
     with two input-only fields declared after its own (``given_type_id: GivenTypeId = None``,
-    ``given_page_size_bytes: GivenPageBytes = None``), whose validator sees every other field
-    and runs only when the document carries the value — checking costs nothing otherwise.
+    ``given_page_size_bytes: GivenPageBytes = None``); the model validator compares them with
+    the values computed once from the fields, and returns at once when neither was given.
+    A kind's rules across fields go in ``_check_rules``, which that validator runs first.
     """
 
     model_config = ConfigDict(
@@ -182,8 +185,9 @@ class _SpecBase(BaseModel):
     # the validated fields of a spec being validated — so the check needs no model instance.
 
     @classmethod
-    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
-        """``type_id`` from field values (every field present)."""
+    def _type_id_from(cls, fields: Mapping[str, Any], page_bytes: int | None = None) -> str:
+        """``type_id`` from field values (every field present); ``page_bytes``, when the
+        caller has it, saves computing it again."""
         raise NotImplementedError
 
     @classmethod
@@ -215,55 +219,52 @@ class _SpecBase(BaseModel):
         """The most bytes one request of ``max_model_len`` tokens can hold in this layer."""
         raise NotImplementedError
 
-    @classmethod
-    def _breaks_a_rule(cls, fields: Mapping[str, Any]) -> bool:
-        """Whether the field values break a model validator's rule (see ``_checkable``)."""
-        return False
+    def _check_rules(self) -> None:
+        """Raise the error of a rule across fields that this spec breaks (a kind's model rules;
+        run by :meth:`_rules_then_derived` before the derived values are checked)."""
 
-    @classmethod
-    def _checkable(cls, fields: Mapping[str, Any]) -> bool:
-        """Whether a derived value a document carries is checked against these fields.
+    def _mismatch(self, key: str, given: Any, computed: Any) -> InitErrorDetails:
+        return {
+            "type": PydanticCustomError(
+                "derived_mismatch",
+                "{field} is {given} but the fields give {computed}; "
+                "it is derived, so omit it or make it agree",
+                {"field": key, "given": repr(given), "computed": repr(computed)},
+            ),
+            "loc": (key,),
+            "input": given,
+        }
 
-        Not when a field failed validation (it is missing from ``fields``) or the fields break
-        a model rule: that error is reported, and a derived value checked against them would
-        only add noise.  The input-only fields come last, so the fields validated before them
-        are every field of the kind but those two.
+    @model_validator(mode="after")
+    def _rules_then_derived(self) -> Self:
+        """The kind's model rules (``_check_rules``), then the derived values a document carries.
+
+        The input-only fields take a derived value as it is; it must be the one computed from
+        the fields (each computed once, without building a model), and the field is set back
+        to None.  This runs once every field is valid, and after the kind's rules have held: a
+        derived value checked against broken fields would only add noise.  With neither value
+        given it costs two set lookups.
         """
-        count = len(fields) - ("given_type_id" in fields)
-        return count == len(cls.__pydantic_fields__) - 2 and not cls._breaks_a_rule(fields)
-
-    @classmethod
-    def _mismatch(cls, key: str, given: Any, computed: Any) -> PydanticCustomError:
-        return PydanticCustomError(
-            "derived_mismatch",
-            "{field} is {given} but the fields give {computed}; "
-            "it is derived, so omit it or make it agree",
-            {"field": key, "given": repr(given), "computed": repr(computed)},
-        )
-
-    # A derived value a document carries must be the one its fields give; then it is dropped.
-    # These run only for a document that carries the value: with none, they cost nothing.
-    # Each computes its own value from the validated fields (no model is built).
-
-    @field_validator("given_type_id", check_fields=False)
-    @classmethod
-    def _type_id_agrees(cls, value: Any, info: ValidationInfo) -> None:
-        fields = info.data
-        if cls._checkable(fields):
-            computed = cls._type_id_from(fields)
-            if type(value) is not str or value != computed:
-                raise cls._mismatch("type_id", value, computed)
-        return None
-
-    @field_validator("given_page_size_bytes", check_fields=False)
-    @classmethod
-    def _page_bytes_agree(cls, value: Any, info: ValidationInfo) -> None:
-        fields = info.data
-        if cls._checkable(fields):
-            computed = cls._page_bytes_from(fields)
-            if computed is not None and (type(value) is not int or value != computed):
-                raise cls._mismatch("page_size_bytes", value, computed)
-        return None
+        self._check_rules()
+        given = self.__pydantic_fields_set__
+        if "given_type_id" not in given and "given_page_size_bytes" not in given:
+            return self
+        fields = self.__dict__
+        page_given, type_given = fields["given_page_size_bytes"], fields["given_type_id"]
+        fields["given_page_size_bytes"] = fields["given_type_id"] = None
+        errors: list[InitErrorDetails] = []
+        page_bytes = self._page_bytes_from(fields)
+        if "given_type_id" in given:
+            type_id = self._type_id_from(fields, page_bytes)
+            if type(type_given) is not str or type_given != type_id:
+                errors.append(self._mismatch("type_id", type_given, type_id))
+        if "given_page_size_bytes" in given and (
+            type(page_given) is not int or page_given != page_bytes
+        ):
+            errors.append(self._mismatch("page_size_bytes", page_given, page_bytes))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
 
     @classmethod
     def merge(cls, specs: Iterable[Any] | Mapping[str, Any]) -> Self:

@@ -19,7 +19,6 @@ from pydantic import (
     Field,
     NonNegativeInt,
     Strict,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -89,41 +88,35 @@ class MambaSpec(_SpecBase):
     given_type_id: GivenTypeId = None
     given_page_size_bytes: GivenPageBytes = None
 
-    @classmethod
-    def _form_error(cls, fields: Mapping[str, Any]) -> PydanticCustomError | None:
+    def _form_error(self) -> PydanticCustomError | None:
         """What breaks the dtype rule: exactly one of dtype and dtypes, one dtype per shape."""
-        dtypes, shapes = fields["dtypes"], fields["shapes"]
-        blocks, mode = fields["num_prefill_checkpoint_blocks"], fields["mamba_cache_mode"]
-        if (fields["dtype"] is None) == (dtypes is None):
+        if (self.dtype is None) == (self.dtypes is None):
             return PydanticCustomError(
                 "mamba_dtype_form",
                 "give dtype (every state) or dtypes (one per state), exactly one of them",
             )
-        if dtypes is not None and len(dtypes) != len(shapes):
+        if self.dtypes is not None and len(self.dtypes) != len(self.shapes):
             return PydanticCustomError(
                 "mamba_dtypes_count",
                 "dtypes has {dtypes} entries for {shapes} state shapes; give one per shape",
-                {"dtypes": len(dtypes), "shapes": len(shapes)},
+                {"dtypes": len(self.dtypes), "shapes": len(self.shapes)},
             )
-        if blocks and mode != "align":
+        if self.num_prefill_checkpoint_blocks and self.mamba_cache_mode != "align":
             return PydanticCustomError(
                 "mamba_checkpoint_mode",
                 "num_prefill_checkpoint_blocks is {blocks}, but prefill checkpoints exist only "
                 "with mamba_cache_mode 'align' (prefix caching on), not '{mode}'",
-                {"blocks": blocks, "mode": mode},
+                {
+                    "blocks": self.num_prefill_checkpoint_blocks,
+                    "mode": self.mamba_cache_mode,
+                },
             )
         return None
 
-    @model_validator(mode="after")
-    def _one_dtype_form(self) -> MambaSpec:
-        error = self._form_error(self.__dict__)
+    def _check_rules(self) -> None:
+        error = self._form_error()
         if error is not None:
             raise error
-        return self
-
-    @classmethod
-    def _breaks_a_rule(cls, fields: Mapping[str, Any]) -> bool:
-        return cls._form_error(fields) is not None
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
@@ -146,7 +139,7 @@ class MambaSpec(_SpecBase):
         return self._raw_from(self.__dict__) or 0
 
     @classmethod
-    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
+    def _type_id_from(cls, fields: Mapping[str, Any], page_bytes: int | None = None) -> str:
         dtypes = fields["dtypes"]
         if dtypes is not None:
             return f"mamba_{fields['shapes']}_({', '.join(dtypes)})"

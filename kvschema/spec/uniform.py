@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     Field,
     ValidationError,
-    model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -61,20 +60,18 @@ class UniformTypeSpec(_SpecBase):
     given_type_id: GivenTypeId = None
     given_page_size_bytes: GivenPageBytes = None
 
-    @classmethod
-    def _type_errors(cls, fields: Mapping[str, Any]) -> list[InitErrorDetails]:
+    def _type_errors(self) -> list[InitErrorDetails]:
         """What breaks the rule of one page size and one family across the members."""
         errors: list[InitErrorDetails] = []
-        members, page_size = fields["kv_cache_specs"], fields["page_size"]
-        families = {family(spec) for spec in members.values()}
-        for name, spec in members.items():
-            if spec.page_size != page_size:
+        families = {family(spec) for spec in self.kv_cache_specs.values()}
+        for name, spec in self.kv_cache_specs.items():
+            if spec.page_size != self.page_size:
                 errors.append(
                     {
                         "type": PydanticCustomError(
                             "uniform_type_page_size",
                             "member {name} has page_size {member}, the group {group}",
-                            {"name": name, "member": spec.page_size, "group": page_size},
+                            {"name": name, "member": spec.page_size, "group": self.page_size},
                         ),
                         "loc": ("kv_cache_specs", name, "page_size"),
                         "input": spec.page_size,
@@ -95,16 +92,10 @@ class UniformTypeSpec(_SpecBase):
             )
         return errors
 
-    @model_validator(mode="after")
-    def _one_type(self) -> UniformTypeSpec:
-        errors = self._type_errors(self.__dict__)
+    def _check_rules(self) -> None:
+        errors = self._type_errors()
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
-        return self
-
-    @classmethod
-    def _breaks_a_rule(cls, fields: Mapping[str, Any]) -> bool:
-        return bool(cls._type_errors(fields))
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
@@ -112,9 +103,9 @@ class UniformTypeSpec(_SpecBase):
         return None if specs is None else sum(s.page_size_bytes for s in specs.values())
 
     @classmethod
-    def _type_id_from(cls, fields: Mapping[str, Any]) -> str:
+    def _type_id_from(cls, fields: Mapping[str, Any], page_bytes: int | None = None) -> str:
         first = next(iter(fields["kv_cache_specs"].values()))
-        page_bytes = cls._page_bytes_from(fields)
+        page_bytes = page_bytes or cls._page_bytes_from(fields)
         return f"uniform_type_{family(first)}_{fields['page_size']}_{page_bytes}"
 
     def pages_per_request(
