@@ -20,8 +20,11 @@ from kvschema import (
     Parallelism,
     UniformTypeSpec,
 )
+from kvschema.errors import SpecMergeError
 from kvschema.layout.config import FIELD_VERSIONS, _fields_set
-from kvschema.strategies import cache_groups_configs, cache_specs
+from kvschema.planning.grouping import _buckets
+from kvschema.spec.merge import merge_specs
+from kvschema.strategies import cache_groups_configs, cache_specs, layer_specs
 
 
 def every_field_set(node: Any) -> Iterator[str]:
@@ -100,3 +103,46 @@ def test_a_broken_uniform_type_spec_gets_its_own_errors_only() -> None:
     with pytest.raises(ValidationError) as info:
         UniformTypeSpec.model_validate(document)
     assert [e["type"] for e in info.value.errors()] == ["uniform_type_page_size"]
+
+
+def every_bucket_tried(unified: dict[Any, list[str]]) -> list[tuple[list[Any], list[str]]]:
+    """Step 4 as vLLM 0.33 writes it: each spec tries every earlier bucket in turn."""
+    joined: list[tuple[list[Any], list[str]]] = []
+    merged: list[Any] = []
+    for spec, layers in unified.items():
+        for index, earlier in enumerate(merged):
+            try:
+                merged[index] = merge_specs([earlier, spec])
+            except SpecMergeError:
+                continue
+            joined[index][0].append(spec)
+            joined[index][1].extend(layers)
+            break
+        else:
+            merged.append(spec)
+            joined.append(([spec], list(layers)))
+    return joined
+
+
+_windows = st.none() | st.sampled_from([128, 512, 4096])
+_recording_full_specs = st.builds(
+    lambda heads, window, chunk, mla: FullAttentionSpec(
+        page_size=16,
+        num_kv_heads=heads,
+        head_size=64,
+        dtype="bf16",
+        use_mla=mla,
+        sliding_window=window,
+        attention_chunk_size=None if window is not None else chunk,
+    ),
+    st.sampled_from([1, 2]),
+    _windows,
+    _windows,
+    st.booleans(),
+)
+
+
+@given(st.lists(_recording_full_specs | layer_specs(), min_size=1, max_size=24))
+def test_buckets_join_as_trying_every_earlier_bucket(specs: list[Any]) -> None:
+    unified = {spec: [f"layer.{i}"] for i, spec in enumerate(dict.fromkeys(specs))}
+    assert _buckets(unified) == every_bucket_tried(unified)

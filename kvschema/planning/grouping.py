@@ -169,9 +169,9 @@ class _Unpaddable(Exception):
     """An MLA page that neither divides the largest page nor may be padded (vLLM: NotImplemented)."""
 
 
-def _unify_pages(spec: CacheSpec, largest: int, name: str) -> CacheSpec:
-    """vLLM 0.33's ``unify_kv_cache_spec_page_size`` for one spec (kv_cache_planning.py)."""
-    page = spec.page_size_bytes
+def _unify_pages(spec: CacheSpec, largest: int, name: str, page: int) -> CacheSpec:
+    """vLLM 0.33's ``unify_kv_cache_spec_page_size`` for one spec (kv_cache_planning.py);
+    ``page`` is the spec's ``page_size_bytes``."""
     if page == largest:
         return spec
     if isinstance(spec, ATTENTION_SPECS) and largest % page == 0:
@@ -289,15 +289,38 @@ def _full_allocation_fallback(
     return None if uniform is None else [(uniform, list(specs))]
 
 
+def _merge_key(spec: CacheSpec) -> tuple[Any, ...]:
+    """What specs must share to merge: their class and every field a merge does not fill in."""
+    mergeable = type(spec)._MERGEABLE
+    return (type(spec), *(v for k, v in spec.__dict__.items() if k not in mergeable))
+
+
 def _buckets(unified: dict[CacheSpec, list[str]]) -> list[tuple[list[CacheSpec], list[str]]]:
     """Buckets of equal specs, one joining an earlier one when their specs merge (step 4).
 
     Each bucket's layers keep vLLM's order: its own layers, then those of buckets it took in.
+    vLLM 0.33 (``_get_kv_cache_groups_uniform_page_size``, kv_cache_planning.py) tries every
+    earlier bucket in turn; only buckets whose specs could merge are tried here, with the same
+    outcome: the keys of ``unified`` differ, and unequal specs merge only when they share
+    their class and every field but the ones a merge fills in (``_MERGEABLE``: the windows a
+    full-attention spec records) — and those hold no two different values.  Linear in the
+    number of distinct specs where trying every bucket was quadratic.
     """
     joined: list[tuple[list[CacheSpec], list[str]]] = []
     merged: list[CacheSpec] = []
+    by_key: dict[tuple[Any, ...], list[int]] = {}  # earlier buckets a spec might merge into
     for spec, layers in unified.items():
-        for index, earlier in enumerate(merged):
+        mergeable = type(spec)._MERGEABLE
+        candidates = by_key.setdefault(_merge_key(spec), []) if mergeable else []
+        for index in candidates:
+            earlier = merged[index]
+            if any(
+                (mine := getattr(spec, field)) is not None
+                and (theirs := getattr(earlier, field)) is not None
+                and mine != theirs
+                for field in mergeable
+            ):
+                continue  # two values of one field: the merge would fail
             try:
                 merged[index] = merge_specs([earlier, spec])
             except SpecMergeError:
@@ -306,6 +329,7 @@ def _buckets(unified: dict[CacheSpec, list[str]]) -> list[tuple[list[CacheSpec],
             joined[index][1].extend(layers)
             break
         else:
+            candidates.append(len(merged))
             merged.append(spec)
             joined.append(([spec], list(layers)))
     return joined
@@ -337,12 +361,13 @@ def hybrid_groups(specs: dict[str, CacheSpec]) -> list[tuple[CacheSpec, list[str
     uniform = _uniform_type(specs, distinct)  # 2. one family, mixed geometry
     if uniform is not None:
         return [(uniform, list(specs))]
-    largest = max(spec.page_size_bytes for spec in distinct)  # 3. one page size
+    page_bytes = [spec.page_size_bytes for spec in distinct]  # 3. one page size
+    largest = max(page_bytes)
     unified: dict[CacheSpec, list[str]] = {}
     try:
-        for spec, names in buckets.items():
-            same = _unify_pages(spec, largest, names[0])
-            unified[same] = unified[same] + names if same in unified else names
+        for (spec, names), page in zip(buckets.items(), page_bytes, strict=True):
+            same = _unify_pages(spec, largest, names[0], page)
+            unified.setdefault(same, []).extend(names)
     except _Unpaddable as err:
         fallback = _full_allocation_fallback(specs)
         if fallback is None:

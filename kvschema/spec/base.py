@@ -176,7 +176,9 @@ class _SpecBase(BaseModel):
     @property
     def page_size_bytes(self) -> int:
         """Bytes of one page (the padded size when ``page_size_padded`` is set)."""
-        page_bytes = self._page_bytes_from(self.__dict__)
+        fields = self.__dict__
+        padded: int | None = fields.get("page_size_padded")
+        page_bytes = padded if padded is not None else self._raw_from(fields)
         if page_bytes is None:  # pragma: no cover - a validated spec has every field
             raise InvalidArgumentError(f"{type(self).__name__} is missing a field")
         return page_bytes

@@ -184,7 +184,8 @@ def dtype_size(dtype: Any) -> int:
     >>> dtype_size("bf16"), dtype_size("fp8_e5m2"), dtype_size("int64")
     (2, 1, 8)
     """
-    return DTYPE_SIZES[canonical_dtype(dtype)]
+    size = DTYPE_SIZES.get(dtype) if type(dtype) is str else None  # a canonical name: at once
+    return size if size is not None else DTYPE_SIZES[canonical_dtype(dtype)]
 
 
 def _validate_dtype(value: Any) -> str:
