@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,14 @@ def _refuse(args: argparse.Namespace, command: str, message: str, kind: str, cod
     return code
 
 
+def _bad_pointer(args: argparse.Namespace) -> str:
+    """Why ``--path`` is no JSON pointer (a usage error, exit 2), or "" when it is one."""
+    pointer = getattr(args, "path", None)
+    if pointer is None or pointer == "" or pointer.startswith("/"):
+        return ""
+    return f"--path {pointer[:NAME_LIMIT]!r} is not a JSON pointer: one starts with '/'"
+
+
 def _check_file(name: str, args: argparse.Namespace, limits: Any) -> dict[str, Any]:
     """The report entry of one file: whether it is ok, its kinds and its errors (plain data)."""
     from kvschema.cli.checking import check_document
@@ -147,6 +156,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from kvschema.cli.fanout import fan_out
     from kvschema.cli.loaders import Limits, preload
 
+    if _bad_pointer(args):
+        return _refuse(args, "validate", _bad_pointer(args), "usage", EXIT_USAGE)
     limits = Limits(max_bytes=args.max_bytes, max_depth=args.max_depth, max_values=args.max_values)
     style = _Style(sys.stdout)
     files: list[str] = args.files
@@ -224,6 +235,8 @@ def _read_one(
     from kvschema.cli.checking import read_document
     from kvschema.cli.loaders import LoadError, load_file
 
+    if _bad_pointer(args):
+        return _refuse(args, args.command, _bad_pointer(args), "usage", EXIT_USAGE), None
     style = _Style(sys.stderr)
     try:
         documents = load_file(name, getattr(args, "format", None))
@@ -251,18 +264,23 @@ def _read_one(
 
 
 def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
-    from kvschema.errors import KVSchemaError
+    from kvschema.errors import KVSchemaError, KVSchemaWarning
     from kvschema.models.hf import layers_from_hf_config
 
-    try:
-        return EXIT_OK, layers_from_hf_config(
-            args.hf_config,
-            page_size=args.page_size,
-            kv_cache_dtype=args.kv_cache_dtype,
-            tensor_parallel_size=args.tp or 1,
-        )
-    except KVSchemaError as err:
-        return _refuse(args, "", err.message, err.error_type, EXIT_USAGE), None
+    with warnings.catch_warnings(record=True) as caught:  # shown as kvschema's own lines
+        warnings.simplefilter("always", KVSchemaWarning)
+        try:
+            return EXIT_OK, layers_from_hf_config(
+                args.hf_config,
+                page_size=args.page_size,
+                kv_cache_dtype=args.kv_cache_dtype,
+                tensor_parallel_size=args.tp or 1,
+            )
+        except KVSchemaError as err:
+            return _refuse(args, "", err.message, err.error_type, EXIT_USAGE), None
+        finally:
+            for warning in caught:
+                print(f"kvschema: warning: {_shown(warning.message)}", file=sys.stderr)
 
 
 def cmd_layers(args: argparse.Namespace) -> int:

@@ -244,7 +244,7 @@ def yaml_documents(text: str, limits: Limits, track: bool = False) -> list[Docum
             elif kind is alias_t:
                 found = anchors.get(event.anchor)
                 if found is None:
-                    raise LoadError(f"alias *{quote(event.anchor)} names no complete anchor")
+                    raise LoadError(f"alias *{event.anchor[:60]} names no complete anchor")
                 value, expanded, height = found
                 count += expanded
                 if height:  # a collection: its levels nest here, below the open ones
@@ -308,6 +308,13 @@ def yaml_documents(text: str, limits: Limits, track: bool = False) -> list[Docum
     except Exception as err:  # libyaml's scanner / parser errors
         mark = getattr(err, "problem_mark", None)
         where = {"line": mark.line + 1, "column": mark.column + 1} if mark is not None else {}
+        position = getattr(err, "position", None)  # a character the reader refuses
+        if not where and isinstance(position, int) and 0 <= position <= len(text):
+            begin = text.rfind("\n", 0, position) + 1
+            where = {"line": text.count("\n", 0, position) + 1, "column": position - begin + 1}
+            reason = f"character U+{getattr(err, 'character', 0):04X} is not allowed in YAML"
+            message = f"line {where['line']}, column {where['column']}: YAML syntax error: {reason}"
+            raise LoadError(message, **where) from None
         raise LoadError(yaml_message(err), **where) from None
     finally:
         parser.dispose()
@@ -329,7 +336,7 @@ def _check_version(event: Any) -> None:
 def _check_alias_depth(event: Any, open_levels: int, height: int, max_depth: int) -> None:
     if open_levels + height > max_depth:
         raise LoadError(
-            f"nesting deeper than {max_depth} levels (alias *{quote(event.anchor)} expanded); "
+            f"nesting deeper than {max_depth} levels (alias *{event.anchor[:60]} expanded); "
             "raise --max-depth if this is intended"
         )
 
@@ -365,7 +372,7 @@ def _duplicate(parent: _Frame, key: Any, start: tuple[int, int] | None) -> Probl
 
 def yaml_message(err: Exception) -> str:
     mark = getattr(err, "problem_mark", None)
-    problem = getattr(err, "problem", None) or str(err)
+    problem = getattr(err, "problem", None) or " ".join(str(err).split())
     if mark is not None:
         return f"line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"
     return f"YAML syntax error: {problem}"
