@@ -267,8 +267,13 @@ def test_an_alias_counts_exactly_what_it_expands_to() -> None:
 def test_alias_nesting_counts_toward_max_depth() -> None:
     lines = ["a0: &a0 " + "[" * 30 + "1" + "]" * 30]
     lines += [f"a{i}: &a{i} " + "[" * 30 + f"*a{i - 1}" + "]" * 30 for i in range(1, 200)]
-    with pytest.raises(LoadError, match=r"deeper than 64 levels \(alias \*a1 expanded\)"):
+    with pytest.raises(LoadError, match=r"deeper than 64 levels \(alias \*a1 expanded\)") as info:
         load_text("\n".join(lines), "yaml")
+    # the advice names the limit that reads the whole stream: the root and 200 x 30 levels
+    assert info.value.message.endswith(
+        "it nests 6001 levels: --max-depth 6001 reads it, if this is intended"
+    )
+    assert load_text("\n".join(lines), "yaml", Limits(max_depth=6001))
     (doc,) = load_text("\n".join(lines[:3]), "yaml", Limits(max_depth=100))
     node = doc.data["a2"]
     for _ in range(90):
@@ -408,15 +413,25 @@ def test_deep_toml_is_refused_without_wrong_advice(text: str) -> None:
 
 
 def test_depth_advice_is_given_only_where_it_helps() -> None:
-    deep_json = "[" * 5_000 + "]" * 5_000
-    with pytest.raises(LoadError) as info:
-        load_text(deep_json, "json", Limits(max_depth=10_000))
-    assert "raise --max-depth" not in info.value.message
+    deep = "[" * 5_000 + "]" * 5_000
+    for fmt in ("json", "yaml", "toml"):  # deeper than the parsers go: no limit helps
+        text = f"a = {deep}" if fmt == "toml" else deep
+        for limit in (64, 10_000):
+            with pytest.raises(LoadError, match="no --max-depth reads") as info:
+                load_text(text, fmt, Limits(max_depth=limit))  # type: ignore[arg-type]
+            assert "--max-depth 5" not in info.value.message
     fair = "[" * 100 + "]" * 100
-    for fmt in ("json", "yaml"):
-        with pytest.raises(LoadError, match="raise --max-depth"):
+    for fmt in ("json", "yaml"):  # the advice names the limit that reads it, and it does
+        with pytest.raises(LoadError, match="it nests 100 levels: --max-depth 100 reads it"):
             load_text(fair, fmt)
         assert load_text(fair, fmt, Limits(max_depth=100))
+    text = "a:\n" + "".join(f"{'  ' * i}- b:\n" for i in range(1, 80)) + "  " * 80 + "- 1\n"
+    with pytest.raises(LoadError) as info:  # block style, deep in a later document
+        load_text("x: 1\n---\n" + text, "yaml")
+    deepest = int(re.search(r"--max-depth (\d+) reads it", info.value.message).group(1))  # type: ignore[union-attr]
+    assert load_text("x: 1\n---\n" + text, "yaml", Limits(max_depth=deepest))
+    with pytest.raises(LoadError):
+        load_text("x: 1\n---\n" + text, "yaml", Limits(max_depth=deepest - 1))
 
 
 def test_the_per_config_layer_limit_holds_where_documented(

@@ -34,7 +34,7 @@ from kvschema.cli.document import (
     quote,
 )
 from kvschema.cli.tomlpos import toml_positions
-from kvschema.cli.yaml12 import yaml_documents
+from kvschema.cli.yaml12 import depth_advice, yaml_documents
 
 __all__ = [
     "FORMATS",
@@ -159,6 +159,20 @@ def _toml_document(text: str, limits: Limits) -> Document:
     return Document(data, 0, _locate=partial(_Stream(text, "toml").positions, 0))
 
 
+def _deepest(data: Any) -> int:
+    """Levels of nested collections in parsed data (walked without recursion)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        kind = type(node)
+        if kind is dict or kind is list:
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((child, depth) for child in (node.values() if kind is dict else node))
+    return deepest
+
+
 def _check_shape(data: Any, limits: Limits) -> None:
     """Depth, value-count and integer-size limits for data parsed without the event builder."""
     count = 0
@@ -171,9 +185,8 @@ def _check_shape(data: Any, limits: Limits) -> None:
         kind = type(node)
         if kind is dict or kind is list:
             if depth > limits.max_depth:
-                raise LoadError(
-                    f"nesting deeper than {limits.max_depth} levels; raise --max-depth if intended"
-                )
+                advice = depth_advice(_deepest(data), limits.max_depth)
+                raise LoadError(f"nesting deeper than {limits.max_depth} levels{advice}")
             children = node.values() if kind is dict else node
             stack.extend((child, depth + 1) for child in children)
         elif kind is int and not check_int(node):

@@ -30,7 +30,7 @@ from kvschema.cli.document import (
     quote,
 )
 
-__all__ = ["TypedKey", "yaml_documents", "yaml_message"]
+__all__ = ["TypedKey", "depth_advice", "nesting_depth", "yaml_documents", "yaml_message"]
 
 
 _INT10 = re.compile(r"[-+]?[0-9]+\Z")
@@ -301,8 +301,11 @@ def yaml_documents(text: str, limits: Limits, track: bool = False) -> list[Docum
         if "line" in err.fields or event is None:
             raise
         line, column = event.start_mark.line + 1, event.start_mark.column + 1
+        message = err.message
+        if "too_deep" in err.fields:  # advise what reads the file, if anything does
+            message += depth_advice(nesting_depth(text), err.fields["too_deep"])
         raise LoadError(
-            f"line {line}, column {column}: {err.message}",
+            f"line {line}, column {column}: {message}",
             **{**err.fields, "line": line, "column": column},
         ) from None
     except Exception as err:  # libyaml's scanner / parser errors
@@ -321,6 +324,65 @@ def yaml_documents(text: str, limits: Limits, track: bool = False) -> list[Docum
     return documents
 
 
+def nesting_depth(text: str) -> int | None:
+    r"""The deepest nesting of a YAML stream, aliases expanded; None when libyaml cannot nest so deep.
+
+    Run only when a document is deeper than ``--max-depth``, to say what would read it.
+
+    >>> nesting_depth("a: &a [[1]]\nb: [*a]\n"), nesting_depth("[" * 5000)
+    (4, None)
+    """
+    from yaml import events
+    from yaml._yaml import CParser
+
+    opening = (events.MappingStartEvent, events.SequenceStartEvent)
+    closing = (events.MappingEndEvent, events.SequenceEndEvent)
+    parser = CParser(text)
+    heights: dict[Any, int] = {}  # anchor -> collection levels it stands for
+    stack: list[list[Any]] = []  # open collections: [anchor, levels below]
+    deepest = 0
+    try:
+        while True:
+            event = parser.get_event()
+            if isinstance(event, opening):
+                stack.append([event.anchor, 0])
+                deepest = max(deepest, len(stack))
+                continue
+            if isinstance(event, closing):
+                anchor, below = stack.pop()
+                height = below + 1
+                if anchor is not None:
+                    heights[anchor] = height
+            elif isinstance(event, events.AliasEvent):
+                height = heights.get(event.anchor, 0)
+                deepest = max(deepest, len(stack) + height)
+            elif isinstance(event, events.StreamEndEvent):
+                break
+            else:
+                continue
+            if stack and height > stack[-1][1]:
+                stack[-1][1] = height
+    except Exception as err:  # libyaml's own limit, or an error later in the stream
+        if "nesting depth" in str(getattr(err, "problem", "") or err):
+            return None
+    finally:
+        parser.dispose()
+    return deepest
+
+
+def depth_advice(deepest: int | None, max_depth: int) -> str:
+    """What to say after "nesting deeper than ``max_depth`` levels": a limit that reads it, or none.
+
+    >>> depth_advice(100, 64), depth_advice(None, 64)
+    ('; it nests 100 levels: --max-depth 100 reads it, if this is intended', '; it nests deeper than the reader handles: no --max-depth reads it')
+    """
+    if deepest is None:
+        return "; it nests deeper than the reader handles: no --max-depth reads it"
+    if deepest <= max_depth:  # pragma: no cover - the reader stopped at a deeper level
+        return ""
+    return f"; it nests {deepest} levels: --max-depth {deepest} reads it, if this is intended"
+
+
 def _check_version(event: Any) -> None:
     version = event.version
     if version is not None and tuple(version) != (1, 2):
@@ -336,8 +398,8 @@ def _check_version(event: Any) -> None:
 def _check_alias_depth(event: Any, open_levels: int, height: int, max_depth: int) -> None:
     if open_levels + height > max_depth:
         raise LoadError(
-            f"nesting deeper than {max_depth} levels (alias *{event.anchor[:60]} expanded); "
-            "raise --max-depth if this is intended"
+            f"nesting deeper than {max_depth} levels (alias *{event.anchor[:60]} expanded)",
+            too_deep=max_depth,
         )
 
 
@@ -346,9 +408,7 @@ def _check_open(event: Any, depth: int, max_depth: int, count: int, max_values: 
     if tag is not None and tag not in (_TAG + "map", _TAG + "seq", "!"):
         raise LoadError(f"unsupported tag {quote(tag)}: kvschema reads plain data only", tag=tag)
     if depth >= max_depth:
-        raise LoadError(
-            f"nesting deeper than {max_depth} levels; raise --max-depth if this is intended"
-        )
+        raise LoadError(f"nesting deeper than {max_depth} levels", too_deep=max_depth)
     if count > max_values:
         raise LoadError(
             f"more than {max_values} values (aliases counted as expanded); "
@@ -373,6 +433,8 @@ def _duplicate(parent: _Frame, key: Any, start: tuple[int, int] | None) -> Probl
 def yaml_message(err: Exception) -> str:
     mark = getattr(err, "problem_mark", None)
     problem = getattr(err, "problem", None) or " ".join(str(err).split())
+    if "maximum nesting depth" in problem:  # libyaml's own limit, whatever --max-depth says
+        problem += " (the YAML reader's limit: no --max-depth reads it)"
     if mark is not None:
         return f"line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"
     return f"YAML syntax error: {problem}"
