@@ -572,7 +572,16 @@ def test_output_in_an_encoding_that_cannot_hold_the_text(tmp_path: Path) -> None
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}
     done = console("validate", "-v", str(path), env=env)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "caf\\xe9-\\u5c64.yaml:2:1: $.page_size" in done.stdout
+    assert "caf\\u00e9-\\u5c64.yaml:2:1: $.page_size" in done.stdout
+    # JSON output stays JSON: what the encoding cannot hold is a \\uXXXX escape
+    layers = tmp_path / "layers.yaml"
+    names = ["caf\u00e9.0", "\u5c64.1", "\U0001f600.2"]
+    layers.write_text("".join(f"{name}: {MAMBA}\n" for name in names), encoding="utf-8")
+    argv = ["plan", "-o", "json", "--layers", str(layers), "--memory", "1GiB"]
+    done = console(*argv, "--max-model-len", "64", env=env)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["config"]["kv_cache_groups"][0]["layer_names"] == names
 
 
 def test_too_many_open_files() -> None:

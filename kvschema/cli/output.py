@@ -19,6 +19,7 @@ marker saying how much was left out, so every error line has a bounded length.  
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import errno
 import io
@@ -180,13 +181,35 @@ _OUTPUT_ERRNOS = frozenset(
 )
 
 
+def _escape_unencodable(err: UnicodeError) -> tuple[str, int]:
+    r"""An encoding error handler: ``\uXXXX`` escapes, valid in JSON strings and plain to read.
+
+    >>> "caf\u00e9 \U0001f600".encode("ascii", "kvschema-escape")
+    b'caf\\u00e9 \\ud83d\\ude00'
+    """
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    pieces = []
+    for char in err.object[err.start : err.end]:
+        code = ord(char)
+        if code > 0xFFFF:  # a surrogate pair, as JSON writes it
+            code -= 0x10000
+            pieces.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            pieces.append(f"\\u{code:04x}")
+    return "".join(pieces), err.end
+
+
+codecs.register_error("kvschema-escape", _escape_unencodable)
+
+
 def prepare_streams() -> None:
     """Make the standard streams safe for a run of the console script.
 
     A stream closed before the run (``>&-``) is ``None`` in Python: standard output becomes a
     stream that fails on the first write (the run exits 2 with a message), standard error one
     that discards. Output that the stream's encoding cannot hold (an ASCII or Latin-1 locale) is
-    written with backslash escapes instead of failing.
+    written as ``\\uXXXX`` escapes instead of failing: still valid JSON for ``-o json``.
     """
     if sys.stdout is None:
         sys.stdout = _Closed("standard output")
@@ -196,4 +219,4 @@ def prepare_streams() -> None:
         reconfigure: Any = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             with contextlib.suppress(OSError, ValueError):  # a stream that cannot change
-                reconfigure(errors="backslashreplace")
+                reconfigure(errors="kvschema-escape")
