@@ -1,12 +1,13 @@
 """The ``kvschema`` command line: argument parsing; the commands live in ``kvschema.cli.commands``.
 
 Exit codes: 0 success, 1 a document is wrong (or schemas drifted, a plan does not fit, layouts
-are incompatible), 2 usage or I/O error.
+are incompatible), 2 usage or I/O error, 3 an internal error (a bug in kvschema).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,12 @@ from collections.abc import Sequence
 import kvschema.cli.commands as run_command
 from kvschema._version import __version__
 from kvschema.cli.commands import EXIT_USAGE
+from kvschema.cli.output import (
+    EXIT_INTERNAL,
+    SafeArgumentParser,
+    os_error_message,
+    prepare_streams,
+)
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -76,7 +83,7 @@ def _hf_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = SafeArgumentParser(
         prog="kvschema",
         description="Check, plan and exchange the KV-cache layouts of LLM inference engines.",
     )
@@ -328,6 +335,7 @@ def run() -> None:
     import gc
 
     gc.disable()
+    prepare_streams()
     try:
         try:
             code = main()
@@ -339,12 +347,26 @@ def run() -> None:
         sys.stderr.flush()
     except BrokenPipeError:
         code = EXIT_BROKEN_PIPE
-    except OSError as err:  # the output cannot be written (a full disk)
+    except OSError as err:  # the output cannot be written (a full disk), too many open files
         code = EXIT_USAGE
-        os.write(2, f"kvschema: cannot write the output: {err.strerror or err}\n".encode())
+        _last_word(os_error_message(err))
     except KeyboardInterrupt:
         code = 130
-        print("kvschema: interrupted", file=sys.stderr)
-        sys.stderr.flush()
+        _last_word("kvschema: interrupted")
+    except Exception as err:  # a bug in kvschema: never a traceback, never "document wrong"
+        code = EXIT_INTERNAL
+        if os.environ.get("KVSCHEMA_TRACEBACK"):
+            import traceback
+
+            traceback.print_exc()
+        _last_word(f"kvschema: internal error ({type(err).__name__}); please report it")
     atexit._run_exitfuncs()
     os._exit(code)
+
+
+def _last_word(message: str) -> None:
+    """A line on standard error, written straight to its descriptor, if it is still open."""
+    from kvschema.cli.output import MESSAGE_LIMIT, printable
+
+    with contextlib.suppress(OSError):
+        os.write(2, (printable(message, MESSAGE_LIMIT) + "\n").encode("utf-8", "backslashreplace"))
