@@ -18,7 +18,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-
 __all__ = ["add_fit_arguments", "run_fit"]
 
 #: The exit codes of ``kvschema.cli.commands`` (not imported: it imports this module).

@@ -134,7 +134,8 @@ def smallest_utilization(
         raise InvalidArgumentError("smallest_utilization searches gpu_memory_utilization")
     found: dict[str, float | None] = {"low": None, "point": None}
     last: FitReport | None = None
-    chosen: FitReport | None = None
+    best: FitReport | None = None
+    reports: dict[str, FitReport] = {}
     for percent in range(1, 101):
         utilization = percent / 100
         try:
@@ -148,19 +149,28 @@ def smallest_utilization(
             )
         except KVSchemaError:
             continue
+        if last.plan.reason != "startup_memory":
+            best = last
         for end, plan in (("low", last.plan_low), ("point", last.plan)):
             if found[end] is None and _at_once(plan, needed):
                 found[end] = utilization
-                chosen = chosen or last
+                reports[end] = last
         if found["low"] is not None:
             break
     length = last.plan.max_model_len if last is not None else max_model_len
     question = f"the smallest gpu_memory_utilization for {needed} requests of {length:,} tokens"
     if found["point"] is None:
-        why = last.plan.message if last is not None else "no utilization could be fitted"
-        message = f"no utilization up to 1.0 holds {needed} requests at once: {why}"
+        if best is None:
+            why = last.plan.message if last is not None else "no utilization could be fitted"
+        else:
+            held = best.plan.requests_at_once or 0
+            why = (
+                f"at {best.settings.gpu_memory_utilization}, the most vLLM starts with, "
+                f"{held} fit at the best estimate"
+            )
+        message = f"no utilization holds {needed} requests at once: {why}"
     elif found["low"] is None:
-        message = f"{found['point']} at the best estimate; none guaranteed up to 1.0"
+        message = f"{found['point']} at the best estimate; none guaranteed"
     else:
         message = f"{found['low']} guaranteed, {found['point']} at the best estimate"
     return Solution(
@@ -169,7 +179,7 @@ def smallest_utilization(
         low=found["low"],
         point=found["point"],
         message=message,
-        report=chosen or last,
+        report=reports.get("low") or reports.get("point") or best or last,
     )
 
 
@@ -195,7 +205,7 @@ def smallest_gpu_count(
                 f"smallest_gpu_count searches the layout: do not pass {name}"
             )
     found: dict[str, tuple[int, int] | None] = {"low": None, "point": None}
-    chosen: FitReport | None = None
+    reports: dict[str, FitReport] = {}
     last: FitReport | None = None
     for tp, pp in _layouts(positive_int_arg("max_gpus", max_gpus)):
         try:
@@ -213,7 +223,7 @@ def smallest_gpu_count(
         for end, plan in (("low", last.plan_low), ("point", last.plan)):
             if found[end] is None and _at_once(plan, needed):
                 found[end] = (tp, pp)
-                chosen = chosen or last
+                reports[end] = last
         if found["low"] is not None:
             break
     low, point = found["low"], found["point"]
@@ -234,7 +244,7 @@ def smallest_gpu_count(
         low=None if low is None else low[0] * low[1],
         point=None if point is None else point[0] * point[1],
         message=message,
-        report=chosen or last,
+        report=reports.get("low") or reports.get("point") or last,
         layout_low=low,
         layout_point=point,
     )
