@@ -453,3 +453,10 @@ def test_a_vision_config_counted_from_config_json_is_refused() -> None:
     with pytest.raises(InvalidArgumentError, match="vision tower"):
         fit(HF / "gemma3-27b.json", gpu="H100")
     assert pinned("gemma3-27b", 20 * GiB, tensor_parallel_size=2).weights is None  # pinned: fine
+
+
+def test_given_weights_on_one_gpu_are_exact() -> None:
+    report = fit(HF / "llama3-8b.json", gpu="H100", weights_bytes=16_060_522_496)
+    assert report.weights is not None and report.weights.bytes_per_rank.is_exact
+    split = fit(HF / "llama3-8b.json", gpu="H100", weights_bytes=16_060_522_496, gpus=2)
+    assert split.weights is not None and not split.weights.bytes_per_rank.is_exact
