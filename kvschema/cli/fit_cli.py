@@ -16,6 +16,7 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["add_fit_arguments", "run_fit"]
@@ -34,11 +35,13 @@ def _positive(text: str) -> int:
     return value
 
 
-def _size_or_int(text: str) -> int:
-    """Bytes as vLLM reads them (``20G`` = 20 GiB, ``20g`` = 20e9) or as kvschema does (20GiB)."""
-    from kvschema.cli.units import parse_size
-    from kvschema.errors import KVSchemaError
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
 
+
+def _size_or_int(text: str) -> int:
+    """Bytes as vLLM reads them (``20G`` = 20 GiB, ``20g`` = 20e9), as kvschema writes them
+    (``20GiB``, ``80GB``), or as vLLM logs them (``27.52GiB``, rounded to the byte)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)([kKmMgGtT])\s*", text)
     if match:
         number, suffix = match.groups()
@@ -47,10 +50,16 @@ def _size_or_int(text: str) -> int:
         if "." in number:
             raise argparse.ArgumentTypeError(f"no decimals with binary suffixes: {text!r}")
         return int(number) * int(1024 ** ("KMGT".index(suffix) + 1))
-    try:
-        return parse_size(text)
-    except KVSchemaError as err:
-        raise argparse.ArgumentTypeError(err.message) from None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or (unit and unit not in _UNITS):
+        raise argparse.ArgumentTypeError(
+            f"expected a size (bytes, 20GiB, 80GB, or vLLM's 20G / 20g), got {text!r}"
+        )
+    value = round(Decimal(match.group(1)) * _UNITS.get(unit, 1))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a size of at least one byte, got {text!r}")
+    return int(value)
 
 
 def _length(text: str) -> int | str:

@@ -47,7 +47,7 @@ def _head(report: FitReport) -> str:
             else f"{total.low / GIB:.2f}-{total.high / GIB:.2f} GiB"
         )
         where = f"{hw.gpus} x {name} ({memory} as CUDA reports it)"
-    length = {None: "the model's own", "auto": "auto"}.get(s.max_model_len, "given")  # type: ignore[arg-type]
+    length = {None: "the model's own", "auto": "vLLM's auto-fit"}.get(s.max_model_len, "given")  # type: ignore[arg-type]
     seqs = "unset" if s.max_num_seqs is None else str(s.max_num_seqs)
     batch = "given" if s.batch_defaults == "given" else f"vLLM's defaults, tier {s.batch_defaults}"
     return "\n".join(
@@ -125,11 +125,30 @@ def fit_table(report: FitReport) -> str:
     return "\n".join(lines)
 
 
+def _summary(report: FitReport) -> str:
+    low, point = report.plan_low, report.plan
+    kv = report.available_kv_bytes
+    held = [p.requests_at_once for p in (low, point) if p.requests_at_once is not None]
+    at_once = "-".join(str(n) for n in dict.fromkeys(held)) if held else "none"
+    return (
+        f"{report.verdict}: KV cache {kv.low / GIB:.2f}..{kv.point / GIB:.2f} GiB a rank "
+        f"(low..point), {at_once} request(s) of {point.max_model_len:,} tokens at once"
+    )
+
+
 def solution_text(solution: Solution) -> str:
-    """A searched setting: the question, the answer, and the fit behind it."""
+    """A searched setting: the question, the answer, and the fit behind it in one line."""
     lines = [f"{solution.question}: {solution.message}"]
-    if solution.report is not None:
-        lines += ["", fit_table(solution.report)]
+    report = solution.report
+    if report is not None:
+        s = report.settings
+        setting = {
+            "max_num_seqs": f"max_num_seqs={s.max_num_seqs}",
+            "gpu_memory_utilization": f"gpu_memory_utilization={s.gpu_memory_utilization}",
+            "gpus": f"tp={s.tensor_parallel_size} pp={s.pipeline_parallel_size}",
+        }[solution.solves]
+        lines.append(f"  at {setting}: {_summary(report)}")
+        lines += [f"  {line.text}" for line in report.vllm_log if line.complete]
     return "\n".join(lines)
 
 
@@ -143,7 +162,7 @@ def sweep_table(result: Sweep) -> str:
             "kv dtype",
             "gpus",
             "verdict",
-            "KV GiB (low-point)",
+            "KV GiB low..point",
             "max_model_len",
             "concurrency",
             "per GPU",
@@ -169,7 +188,7 @@ def sweep_table(result: Sweep) -> str:
                 row.kv_cache_dtype,
                 str(row.gpus),
                 row.verdict,
-                "" if kv is None else f"{kv[0]:.2f}-{kv[1]:.2f}",
+                "" if kv is None else f"{kv[0]:.2f}..{kv[1]:.2f}",
                 "" if row.max_model_len is None else f"{row.max_model_len:,}",
                 "-" if conc is None else f"{conc:.2f}",
                 "-" if row.concurrency_per_gpu is None else f"{row.concurrency_per_gpu:.2f}",
