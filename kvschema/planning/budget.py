@@ -37,8 +37,8 @@ class ByteRange(BaseModel):
     """Bytes within ``[low, high]`` with best guess ``point``; unlike an ``Interval`` it may be
     negative (a budget the weights already overrun).
 
-    >>> ByteRange(low=-5, point=3, high=9).gib()
-    (-0.0, 0.0, 0.0)
+    >>> ByteRange(low=-2**30, point=2**31, high=3 * 2**30).gib()  # the low end overrun by 1 GiB
+    (-1.0, 2.0, 3.0)
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
