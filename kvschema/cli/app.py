@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import kvschema.cli.commands as run_command
 from kvschema._version import __version__
@@ -79,6 +80,22 @@ def _hf_options(parser: argparse.ArgumentParser) -> None:
         help="gated delta-net prefill kernel (Qwen3-Next, Qwen3.5; default flashinfer, vLLM's "
         "choice on Hopper: 64-token checkpoints and one more state page per request)",
     )
+
+
+def _add_fit(commands: Any) -> None:
+    from kvschema.cli.fit_cli import add_fit_arguments
+
+    fit = commands.add_parser(
+        "fit",
+        help="will a model fit on these GPUs, and what will vLLM print",
+        description="Compute vLLM 0.33's KV-cache budget per rank (GPU memory x utilization - "
+        "weights - activation peak - non-torch - CUDA graphs, each an interval), plan the cache "
+        "exactly, and print the verdict and the lines vLLM prints. With --kv-cache-memory-bytes "
+        "the budget is exact. Exit 0 when it fits (at the low end of the budget), 1 when it does "
+        "not or only might, 2 for usage errors.",
+    )
+    add_fit_arguments(fit)
+    fit.set_defaults(handler=run_command.cmd_fit)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("-o", "--output", choices=["text", "json"], default="text")
     _hf_options(layers)
     layers.set_defaults(handler=run_command.cmd_layers)
+
+    _add_fit(commands)
 
     diff = commands.add_parser(
         "diff",

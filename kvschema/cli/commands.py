@@ -23,6 +23,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "cmd_diff",
+    "cmd_fit",
     "cmd_layers",
     "cmd_plan",
     "cmd_schema",
@@ -415,3 +416,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
             f"{report.tp_b}, {len(report.differences)} difference(s))"
         )
     return EXIT_OK if report.compatible else EXIT_INVALID
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from kvschema.cli.fit_cli import run_fit
+
+    return run_fit(args)
