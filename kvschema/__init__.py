@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     )
     from kvschema.layout.parallel import Parallelism
     from kvschema.planning.engine import vllm_layers_from_hf_config
+    from kvschema.planning.fit import FitReport, fit
     from kvschema.planning.plan import CachePlan, InsufficientMemoryError
     from kvschema.planning.planner import plan_cache
     from kvschema.spec.dtypes import DTYPE_ALIASES, DTYPE_SIZES, canonical_dtype, dtype_size
@@ -64,6 +65,8 @@ _WHERE: dict[str, str] = {
     "LayerMap": "layout.layer_map",
     "Parallelism": "layout.parallel",
     "vllm_layers_from_hf_config": "planning.engine",
+    "FitReport": "planning.fit",
+    "fit": "planning.fit",
     "CacheGroupsConfig": "layout.config",
     "CachePlan": "planning.plan",
     "CacheSpec": "spec.union",
@@ -104,6 +107,7 @@ __all__ = [
     "DTYPE_ALIASES",
     "DTYPE_SIZES",
     "DTypeError",
+    "FitReport",
     "FullAttentionSpec",
     "InsufficientMemoryError",
     "InvalidArgumentError",
@@ -123,6 +127,7 @@ __all__ = [
     "create_kv_cache_specs_from_config",
     "dtype_size",
     "fingerprint",
+    "fit",
     "groups_from_mask_details",
     "json_schemas",
     "layout_fingerprint",

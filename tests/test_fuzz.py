@@ -4,7 +4,7 @@ import contextlib
 import warnings
 from typing import Any
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from kvschema import CacheGroupsConfig, CacheGroupSpec, groups_from_mask_details, parse_spec
@@ -168,3 +168,192 @@ def test_planner(layers: Any, budget: int) -> None:
         ),
         layers,
     )
+
+
+# -- the readers' hostile paths: YAML aliases, YAML streams, TOML (issue 17) -----------------
+
+_LIMITS_KW = {"max_values": 2_000, "max_depth": 12}
+_SCALARS = st.sampled_from(
+    [
+        "1",
+        "0x1f",
+        "0o17",
+        "-3",
+        "1.5",
+        ".inf",
+        ".nan",
+        "true",
+        "null",
+        "~",
+        "''",
+        "yes",
+        "x",
+        "'a\\nb'",
+        '"\\u202e"',
+        "mamba",
+        "fp32",
+        "page_size",
+        "kind",
+    ]
+)
+
+
+@st.composite
+def yaml_with_aliases(draw: st.DrawFn) -> str:
+    """A mapping of anchored flow collections, each holding scalars and aliases of earlier ones."""
+    lines = []
+    for index in range(draw(st.integers(1, 8))):
+        items = draw(
+            st.lists(
+                _SCALARS
+                | (st.integers(0, max(index - 1, 0)).map(lambda i: f"*a{i}") if index else _SCALARS)
+                | st.just("[]")
+                | st.just("{}"),
+                max_size=8,
+            )
+        )
+        if draw(st.booleans()):
+            body = "[" + ", ".join(items) + "]"
+        else:
+            body = "{" + ", ".join(f"k{n}: {item}" for n, item in enumerate(items)) + "}"
+        key = draw(
+            st.sampled_from(
+                [f"a{index}", "kind", "shapes", "page_size", "dtype", "1", "true", "1.0"]
+            )
+        )
+        lines.append(f"{key}: &a{index} {body}")
+    if draw(st.booleans()):
+        lines.insert(0, draw(st.sampled_from(["%YAML 1.2\n---", "%YAML 1.1\n---", "---"])))
+    return "\n".join(lines) + "\n"
+
+
+def _expanded(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(1 + _expanded(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_expanded(v) for v in value)
+    return 1
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _check_and_print(documents: list[Any]) -> None:
+    """Every document checks without escaping, and its error lines forge nothing."""
+    from kvschema.cli.checking import check_document
+    from kvschema.cli.commands import _error_line, _issue_dict
+    from kvschema.cli.output import Style
+
+    for document in documents:
+        for kind in (None, "spec", "config", "layers"):
+            _, issues = check_document(document, kind)
+            for issue in issues:
+                line = _error_line("f.yaml", _issue_dict(issue, len(documents)), Style(None))
+                assert line.isprintable() and len(line) < 2_000
+
+
+@given(yaml_with_aliases())
+def test_yaml_aliases_are_counted_as_expanded(text: str) -> None:
+    from kvschema.cli.loaders import Limits, LoadError, load_text
+
+    limits = Limits(**_LIMITS_KW)
+    try:
+        documents = load_text(text, "yaml", limits)
+    except LoadError as err:
+        assert err.message.isprintable() and len(err.message) < 500
+        return
+    for document in documents:  # what was let through is within the limits, expanded
+        assert _expanded(document.data) <= limits.max_values
+        assert _depth(document.data) <= limits.max_depth
+    _check_and_print(documents)
+
+
+@given(st.lists(json_values | plausible, min_size=1, max_size=6), st.data())
+def test_yaml_streams_read_as_their_documents_alone(values: list[Any], data: st.DataObject) -> None:
+    import json
+
+    from kvschema.cli.loaders import LoadError, load_text
+
+    texts = [json.dumps(value, ensure_ascii=False) for value in values]  # YAML flow style
+    alone = []
+    for text in texts:
+        try:
+            alone.append(load_text(f"---\n{text}\n", "yaml")[0])
+        except LoadError:  # YAML refuses raw control characters, which JSON strings may hold
+            assume(False)
+    stream = "".join(f"---\n{text}\n" for text in texts)
+    documents = load_text(stream, "yaml")
+    assert [d.index for d in documents] == list(range(len(texts)))
+    assert _same([d.data for d in documents], [d.data for d in alone])
+    index = data.draw(st.integers(0, len(texts) - 1))
+    line = documents[index].position(())
+    assert line is not None and line[0] == 2 * index + 2  # each document on its own line
+    _check_and_print(documents)
+
+
+def _same(a: Any, b: Any) -> bool:  # NaN is NaN here
+    return json_dumps(a) == json_dumps(b)
+
+
+def json_dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+_TOML_LINES = st.sampled_from(
+    [
+        "[kv_cache_groups.kv_cache_spec]",
+        "[[kv_cache_groups]]",
+        "[a.b]",
+        "['q.x'.\"y z\"]",
+        'kind = "mamba"',
+        "page_size = 0x10",
+        "page_size = 1_000",
+        "num_pages = 9999999999999999999999",
+        "shapes = [[4], [2, 2]]",
+        "shapes = [",
+        "  [4],",
+        "]",
+        "dtype = 'fp32'",
+        "layer_names = [\"a\", 'b']",
+        "a.b.c = 1",
+        '"k.e\\"y" = 2',
+        's = """',
+        "multi [not a table]",
+        '"""',
+        "t = '''x'''",
+        "inline = {x = 1, y = [1, 2]}",
+        "# a comment",
+        "",
+        "x = = 1",
+        "v = 0x" + "f" * 4000,
+        "w = " + "[" * 40 + "]" * 40,
+        "d = 1979-05-27T07:32:00Z",
+        "f = nan",
+    ]
+)
+
+
+@given(st.lists(_TOML_LINES | st.text(max_size=12), max_size=25))
+def test_toml_reads_with_lines_or_fails_clearly(lines: list[str]) -> None:
+    from kvschema.cli.loaders import Limits, LoadError, load_text
+    from kvschema.cli.tomlpos import toml_positions
+
+    text = "\n".join(lines)
+    positions = toml_positions(text)  # never raises, whatever the text
+    count = text.count("\n") + 1
+    assert all(1 <= line <= count and column >= 1 for line, column in positions.values())
+    try:
+        documents = load_text(text, "toml", Limits(**_LIMITS_KW))
+    except LoadError as err:
+        assert err.message.isprintable() or "\n" not in err.message
+        if "line" in err.fields:
+            assert 1 <= err.fields["line"] <= count
+        return
+    _check_and_print(documents)

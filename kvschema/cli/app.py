@@ -1,19 +1,27 @@
 """The ``kvschema`` command line: argument parsing; the commands live in ``kvschema.cli.commands``.
 
 Exit codes: 0 success, 1 a document is wrong (or schemas drifted, a plan does not fit, layouts
-are incompatible), 2 usage or I/O error.
+are incompatible), 2 usage or I/O error, 3 an internal error (a bug in kvschema).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import kvschema.cli.commands as run_command
 from kvschema._version import __version__
 from kvschema.cli.commands import EXIT_USAGE
+from kvschema.cli.output import (
+    EXIT_INTERNAL,
+    SafeArgumentParser,
+    os_error_message,
+    prepare_streams,
+)
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -74,9 +82,25 @@ def _hf_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_fit(commands: Any) -> None:
+    from kvschema.cli.fit_cli import add_fit_arguments
+
+    fit = commands.add_parser(
+        "fit",
+        help="will a model fit on these GPUs, and what will vLLM print",
+        description="Compute vLLM 0.33's KV-cache budget per rank (GPU memory x utilization - "
+        "weights - activation peak - non-torch - CUDA graphs, each an interval), plan the cache "
+        "exactly, and print the verdict and the lines vLLM prints. With --kv-cache-memory-bytes "
+        "the budget is exact. Exit 0 when it fits (at the low end of the budget), 1 when it does "
+        "not or only might, 2 for usage errors.",
+    )
+    add_fit_arguments(fit)
+    fit.set_defaults(handler=run_command.cmd_fit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = SafeArgumentParser(
         prog="kvschema",
         description="Check, plan and exchange the KV-cache layouts of LLM inference engines.",
     )
@@ -267,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     _hf_options(layers)
     layers.set_defaults(handler=run_command.cmd_layers)
 
+    _add_fit(commands)
+
     diff = commands.add_parser(
         "diff",
         help="check that one layout's pages can move to another's",
@@ -328,6 +354,7 @@ def run() -> None:
     import gc
 
     gc.disable()
+    prepare_streams()
     try:
         try:
             code = main()
@@ -339,12 +366,26 @@ def run() -> None:
         sys.stderr.flush()
     except BrokenPipeError:
         code = EXIT_BROKEN_PIPE
-    except OSError as err:  # the output cannot be written (a full disk)
+    except OSError as err:  # the output cannot be written (a full disk), too many open files
         code = EXIT_USAGE
-        os.write(2, f"kvschema: cannot write the output: {err.strerror or err}\n".encode())
+        _last_word(os_error_message(err))
     except KeyboardInterrupt:
         code = 130
-        print("kvschema: interrupted", file=sys.stderr)
-        sys.stderr.flush()
+        _last_word("kvschema: interrupted")
+    except Exception as err:  # a bug in kvschema: never a traceback, never "document wrong"
+        code = EXIT_INTERNAL
+        if os.environ.get("KVSCHEMA_TRACEBACK"):
+            import traceback
+
+            traceback.print_exc()
+        _last_word(f"kvschema: internal error ({type(err).__name__}); please report it")
     atexit._run_exitfuncs()
     os._exit(code)
+
+
+def _last_word(message: str) -> None:
+    """A line on standard error, written straight to its descriptor, if it is still open."""
+    from kvschema.cli.output import MESSAGE_LIMIT, printable
+
+    with contextlib.suppress(OSError):
+        os.write(2, (printable(message, MESSAGE_LIMIT) + "\n").encode("utf-8", "backslashreplace"))

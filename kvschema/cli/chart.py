@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from html import escape
 
+from kvschema.cli.output import printable
 from kvschema.cli.units import human_bytes
 from kvschema.planning.plan import CachePlan
 
@@ -60,7 +61,7 @@ def _tokens(value: int) -> str:
 def plan_chart(plan: CachePlan, *, title: str | None = None) -> str:
     """The SVG text of a plan's chart (see the module docstring)."""
     inputs = plan.inputs
-    heading = title or f"{sum(g.layers for g in plan.groups)} layers"
+    heading = printable(title or f"{sum(g.layers for g in plan.groups)} layers", 200)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{_HEIGHT}" '
         f'viewBox="0 0 {_WIDTH} {_HEIGHT}" role="img">',

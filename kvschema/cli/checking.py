@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
+from kvschema.cli.document import quote
 from kvschema.cli.loaders import Document
 from kvschema.errors import KVSchemaError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
@@ -72,6 +74,7 @@ def _validator(kind: str) -> Any:
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_INDEX = re.compile(r"(0|[1-9][0-9]{0,17})\Z")  # RFC 6901: ASCII digits, no leading zero
 
 
 class PointerError(KVSchemaError):
@@ -92,6 +95,10 @@ class Issue:
     column: int | None = None
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def format_path(path: tuple[Any, ...]) -> str:
     """A JSONPath-style rendering of a location: ``$.groups[1].spec``.
 
@@ -105,7 +112,7 @@ def format_path(path: tuple[Any, ...]) -> str:
         elif isinstance(part, str) and _IDENT.match(part):
             out.append(f".{part}")
         else:
-            out.append(f"[{part!r}]")
+            out.append(f"[{quote(part, 80)}]")
     return "".join(out)
 
 
@@ -138,11 +145,14 @@ def resolve_pointer(data: Any, pointer: str) -> tuple[Any, tuple[Any, ...]]:
         token = raw.replace("~1", "/").replace("~0", "~")
         if isinstance(node, dict) and token in node:
             key: Any = token
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+        elif isinstance(node, list) and _INDEX.match(token) and int(token) < len(node):
             key = int(token)
         else:
             where = format_path(path)
-            raise PointerError(f"section {pointer} not found: {where} has no {token!r}", path=where)
+            raise PointerError(
+                f"section {quote(pointer, 200)[1:-1]} not found: {where} has no {quote(token)}",
+                path=where,
+            )
         node, path = node[key], (*path, key)
     return node, path
 
@@ -203,12 +213,12 @@ def read_document(
 ) -> tuple[str | None, Any, list[Issue]]:
     """Like :func:`check_document`, and also the validated value (None when there are issues)."""
     index = document.index
+    # a duplicate key is reported with the rest: the document is read as a parser that lets
+    # the later value win would read it, and every other fault is found too
     issues = [
         Issue(index, format_path(p.path), p.message, p.error_type, p.line, p.column)
         for p in document.problems
     ]
-    if issues:
-        return kind, None, issues
     data, base = document.data, ()
     if pointer is not None:
         try:
@@ -216,25 +226,28 @@ def read_document(
         except PointerError as err:
             line = document.position(())
             issue = Issue(index, "$", err.message, err.error_type, *(line or (None, None)))
-            return kind, None, [issue]
+            return kind, None, [*issues, issue]
     found = kind or recognise(data)
     if found is None:
         expected = "; ".join(DOCUMENT_KINDS.values())
         what = "an empty document" if data is None else f"a {type(data).__name__}"
         if isinstance(data, dict):
-            what = f"a mapping with keys {', '.join(map(str, list(data)[:6]))}"
+            keys = [_clip(str(key), 40) for key in itertools.islice(data, 7)]
+            more = ", ..." if len(keys) > 6 else ""
+            what = f"a mapping with keys {', '.join(keys[:6])}{more}"
         position = document.position(base)
         return (
             None,
             None,
             [
+                *issues,
                 Issue(
                     index,
                     format_path(base),
                     f"unrecognised document: found {what}; expected {expected} (or name it with --kind)",
                     "unrecognised_document",
                     *(position or (None, None)),
-                )
+                ),
             ],
         )
     try:
@@ -257,4 +270,4 @@ def read_document(
                 )
             )
         return found, None, issues
-    return found, value, issues
+    return found, (None if issues else value), issues

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from kvschema.cli.output import EXIT_INTERNAL, MESSAGE_LIMIT, NAME_LIMIT, Style, printable
 
 __all__ = [
+    "EXIT_INTERNAL",
     "EXIT_INVALID",
     "EXIT_OK",
     "EXIT_USAGE",
     "cmd_diff",
+    "cmd_fit",
     "cmd_layers",
     "cmd_plan",
     "cmd_schema",
@@ -27,23 +31,17 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+_Style = Style  # the name the commands use
 
 
-class _Style:
-    """ANSI colour on a terminal, never with NO_COLOR or TERM=dumb."""
+def _error_line(name: str, error: dict[str, Any], style: Style) -> str:
+    r"""``FILE:LINE:COL: [document N:] $.path: message [type]``, input escaped and cut.
 
-    def __init__(self, stream: IO[str]) -> None:
-        self.on = (
-            stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
-        )
-
-    def __call__(self, text: str, code: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if self.on else text
-
-
-def _error_line(name: str, error: dict[str, Any], style: _Style) -> str:
-    """``FILE:LINE:COL: [document N:] $.path: message [type]``."""
-    where = name
+    >>> _error_line("a\nb.yaml", {"line": 2, "column": 1, "path": "$.x", "type": "t",
+    ...                           "message": "bad \x1b[2J" + "x" * 2000}, Style(None))[:40]
+    'a\\nb.yaml:2:1: $.x: bad \\x1b[2Jxxxxxxxxx'
+    """
+    where = printable(name, NAME_LIMIT)
     if error.get("line") is not None:
         where += f":{error['line']}"
         if error.get("column") is not None:
@@ -52,9 +50,15 @@ def _error_line(name: str, error: dict[str, Any], style: _Style) -> str:
     if error.get("document") is not None:
         parts.append(f"document {error['document']}:")
     if error.get("path") is not None and error["type"] != "load":
-        parts.append(f"{error['path']}:")
-    parts.append(f"{error['message']} {style('[' + error['type'] + ']', '31')}")
+        parts.append(f"{printable(error['path'], NAME_LIMIT)}:")
+    kind = printable(error["type"], NAME_LIMIT)
+    parts.append(f"{printable(error['message'], MESSAGE_LIMIT)} {style('[' + kind + ']', '31')}")
     return " ".join(parts)
+
+
+def _shown(text: Any) -> str:
+    """Input shown in a line of text: escaped, cut (see :func:`kvschema.cli.output.printable`)."""
+    return printable(str(text), MESSAGE_LIMIT)
 
 
 def _issue_dict(issue: Any, documents: int) -> dict[str, Any]:
@@ -68,6 +72,50 @@ def _issue_dict(issue: Any, documents: int) -> dict[str, Any]:
     }
 
 
+def _load_error(err: Any) -> dict[str, Any]:
+    """A reader's error as a report entry: the line and column as fields, not in the message."""
+    line, column = err.fields.get("line"), err.fields.get("column")
+    message: str = err.message
+    where = f"line {line}, column {column}: " if column is not None else f"line {line}: "
+    if line is not None and message.startswith(where):
+        message = message[len(where) :]
+    return {
+        "path": None,
+        "message": message,
+        "type": err.error_type,
+        "line": line,
+        "column": column,
+    }
+
+
+def _json_failure(args: argparse.Namespace, name: str | None, errors: list[dict[str, Any]]) -> None:
+    """With ``-o json``, the answer of a command that failed: ``{"ok": false, "errors": [...]}``.
+
+    Each error has the keys of ``validate -o json``'s (``path`` null when the file could not be
+    read) and ``file``: the file at fault, or null for an argument or the plan itself.
+    """
+    if getattr(args, "output", None) == "json":
+        keys = ("path", "message", "type", "line", "column")
+        listed = [{"file": name, **{key: error.get(key) for key in keys}} for error in errors]
+        print(json.dumps({"ok": False, "errors": listed}, indent=2))
+
+
+def _refuse(args: argparse.Namespace, command: str, message: str, kind: str, code: int) -> int:
+    """Print a command's refusal (escaped) and, with ``-o json``, its JSON answer; return ``code``."""
+    prefix = f"kvschema {command}" if command else "kvschema"
+    print(f"{prefix}: {_shown(message)} [{kind}]", file=sys.stderr)
+    _json_failure(args, None, [{"message": message, "type": kind}])
+    return code
+
+
+def _bad_pointer(args: argparse.Namespace) -> str:
+    """Why ``--path`` is no JSON pointer (a usage error, exit 2), or "" when it is one."""
+    pointer = getattr(args, "path", None)
+    if pointer is None or pointer == "" or pointer.startswith("/"):
+        return ""
+    return f"--path {pointer[:NAME_LIMIT]!r} is not a JSON pointer: one starts with '/'"
+
+
 def _check_file(name: str, args: argparse.Namespace, limits: Any) -> dict[str, Any]:
     """The report entry of one file: whether it is ok, its kinds and its errors (plain data)."""
     from kvschema.cli.checking import check_document
@@ -78,16 +126,7 @@ def _check_file(name: str, args: argparse.Namespace, limits: Any) -> dict[str, A
         documents = load_file(name, args.format, limits)
     except LoadError as err:
         entry.update(ok=False, load_error=err.message)
-        entry["errors"].append(
-            {
-                "document": None,
-                "path": None,
-                "message": err.message,
-                "type": err.error_type,
-                "line": err.fields.get("line"),
-                "column": err.fields.get("column"),
-            }
-        )
+        entry["errors"].append({"document": None, **_load_error(err)})
         return entry
     entry["documents"] = len(documents)
     if not documents:
@@ -118,6 +157,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from kvschema.cli.fanout import fan_out
     from kvschema.cli.loaders import Limits, preload
 
+    if _bad_pointer(args):
+        return _refuse(args, "validate", _bad_pointer(args), "usage", EXIT_USAGE)
     limits = Limits(max_bytes=args.max_bytes, max_depth=args.max_depth, max_values=args.max_values)
     style = _Style(sys.stdout)
     files: list[str] = args.files
@@ -144,7 +185,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             invalid += 1
         elif args.verbose:
             taken = ", ".join(k or "?" for k in entry["kinds"])
-            print(f"{name}: ok ({taken})")
+            print(f"{_shown(name)}: ok ({taken})")
     if not args.quiet:
         total = len(report)
         if invalid:
@@ -161,18 +202,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
     if args.check:
         stale = check_schemas(out)
         for path in stale:
-            print(f"{path}: differs from the schema the code generates", file=sys.stderr)
+            print(f"{_shown(path)}: differs from the schema the code generates", file=sys.stderr)
         if stale:
-            print(f"regenerate with: kvschema schema --out {out}", file=sys.stderr)
+            print(f"regenerate with: kvschema schema --out {_shown(out)}", file=sys.stderr)
             return EXIT_INVALID
         return EXIT_OK
     try:
         written = write_schemas(out)
     except OSError as err:
-        print(f"kvschema: cannot write {out}: {err.strerror or err}", file=sys.stderr)
+        print(f"kvschema: cannot write {_shown(out)}: {err.strerror or err}", file=sys.stderr)
         return EXIT_USAGE
     for path in written:
-        print(path)
+        print(_shown(path))
     return EXIT_OK
 
 
@@ -195,30 +236,38 @@ def _read_one(
     from kvschema.cli.checking import read_document
     from kvschema.cli.loaders import LoadError, load_file
 
+    if _bad_pointer(args):
+        return _refuse(args, args.command, _bad_pointer(args), "usage", EXIT_USAGE), None
     style = _Style(sys.stderr)
     try:
         documents = load_file(name, getattr(args, "format", None))
     except LoadError as err:
-        print(_error_line(name, {"type": "load", "message": err.message}, style), file=sys.stderr)
+        error = _load_error(err)
+        print(_error_line(name, error, style), file=sys.stderr)
+        _json_failure(args, name, [error])
         return EXIT_USAGE, None
     if len(documents) != 1:
         message = "empty file: no document" if not documents else "expected one document"
         error = {"type": "document_count", "message": message, "path": "$"}
         print(_error_line(name, error, style), file=sys.stderr)
+        _json_failure(args, name, [error])
         return EXIT_INVALID, None
     pointer = getattr(args, "path", None)
     if pointer is None and section is not None:
         pointer = section(documents[0].data)
     _, value, issues = read_document(documents[0], kind, pointer)
-    for issue in issues:
-        print(_error_line(name, _issue_dict(issue, 1), style), file=sys.stderr)
+    errors = [_issue_dict(issue, 1) for issue in issues]
+    for error in errors:
+        print(_error_line(name, error, style), file=sys.stderr)
+    if errors:
+        _json_failure(args, name, errors)
     return (EXIT_INVALID, None) if issues else (EXIT_OK, value)
 
 
 def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
     """The per-rank layers of ``--hf-config``: paged as vLLM pages them, unless planned for
     EasyDeL's per-layer pool (``--strategy per_layer``), which keeps the plain pages."""
-    from kvschema.errors import KVSchemaError
+    from kvschema.errors import KVSchemaError, KVSchemaWarning
     from kvschema.models.hf import layers_from_hf_config
     from kvschema.planning.engine import DEFAULT_BLOCK_SIZE, vllm_layers_from_hf_config
 
@@ -228,21 +277,25 @@ def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
         "mamba_cache_dtype": args.mamba_cache_dtype,
         "mamba_ssm_cache_dtype": args.mamba_ssm_cache_dtype,
     }
-    try:
-        if getattr(args, "strategy", "hybrid") == "per_layer":
-            page = DEFAULT_BLOCK_SIZE if args.page_size is None else args.page_size
-            return EXIT_OK, layers_from_hf_config(args.hf_config, page_size=page, **common)
-        return EXIT_OK, vllm_layers_from_hf_config(
-            args.hf_config,
-            block_size=args.page_size,
-            enable_prefix_caching=getattr(args, "enable_prefix_caching", None),
-            max_model_len=getattr(args, "max_model_len", None),
-            gdn_prefill_backend=args.gdn_prefill_backend,
-            **common,
-        )
-    except KVSchemaError as err:
-        print(f"kvschema: {err.message} [{err.error_type}]", file=sys.stderr)
-        return EXIT_USAGE, None
+    with warnings.catch_warnings(record=True) as caught:  # shown as kvschema's own lines
+        warnings.simplefilter("always", KVSchemaWarning)
+        try:
+            if getattr(args, "strategy", "hybrid") == "per_layer":
+                page = DEFAULT_BLOCK_SIZE if args.page_size is None else args.page_size
+                return EXIT_OK, layers_from_hf_config(args.hf_config, page_size=page, **common)
+            return EXIT_OK, vllm_layers_from_hf_config(
+                args.hf_config,
+                block_size=args.page_size,
+                enable_prefix_caching=getattr(args, "enable_prefix_caching", None),
+                max_model_len=getattr(args, "max_model_len", None),
+                gdn_prefill_backend=args.gdn_prefill_backend,
+                **common,
+            )
+        except KVSchemaError as err:
+            return _refuse(args, "", err.message, err.error_type, EXIT_USAGE), None
+        finally:
+            for warning in caught:
+                print(f"kvschema: warning: {_shown(warning.message)}", file=sys.stderr)
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
@@ -273,15 +326,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from kvschema.planning.planner import plan_cache
 
     if args.hf_config is None and args.max_model_len is None:
-        print(
-            "kvschema plan: --max-model-len is required with --layers and --groups "
-            "(with --hf-config it defaults to the model's own)",
-            file=sys.stderr,
+        message = (
+            "--max-model-len is required with --layers and --groups "
+            "(with --hf-config it defaults to the model's own)"
         )
-        return EXIT_USAGE
+        return _refuse(args, "plan", message, "usage", EXIT_USAGE)
     if args.hf_config is not None and args.path is not None:
-        print("kvschema plan: --path selects a section of --layers or --groups", file=sys.stderr)
-        return EXIT_USAGE
+        message = "--path selects a section of --layers or --groups"
+        return _refuse(args, "plan", message, "usage", EXIT_USAGE)
     if args.hf_config is not None:
         code, layers = _hf_layers(args)
     elif args.layers is not None:
@@ -309,8 +361,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             kv_connector_supports_hybrid=args.kv_connector_supports_hma,
         )
     except KVSchemaError as err:
-        print(f"kvschema plan: {err.message} [{err.error_type}]", file=sys.stderr)
-        return EXIT_INVALID
+        return _refuse(args, "plan", err.message, err.error_type, EXIT_INVALID)
     if args.chart is not None:
         from kvschema.cli.chart import plan_chart
 
@@ -318,10 +369,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         try:
             Path(args.chart).write_text(plan_chart(plan, title=Path(source).stem), encoding="utf-8")
         except OSError as err:
-            print(
-                f"kvschema plan: cannot write {args.chart}: {err.strerror or err}", file=sys.stderr
-            )
-            return EXIT_USAGE
+            message = f"cannot write {args.chart}: {err.strerror or err}"
+            return _refuse(args, "plan", message, "io", EXIT_USAGE)
     if args.output == "json":
         print(plan.model_dump_json(indent=2))
     else:
@@ -342,8 +391,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     try:
         report = check_compatible(configs[0], configs[1], tp_a=args.tp_a, tp_b=args.tp_b)
     except KVSchemaError as err:
-        print(f"kvschema diff: {err.message} [{err.error_type}]", file=sys.stderr)
-        return EXIT_USAGE
+        return _refuse(args, "diff", err.message, err.error_type, EXIT_USAGE)
     if args.output == "json":
         print(report.model_dump_json(indent=2))
     else:
@@ -353,15 +401,24 @@ def cmd_diff(args: argparse.Namespace) -> int:
         for (path, rule, _, _), items in shown.items():
             more = ""
             if len(items) > 1:
-                others = [str(i.layer) for i in items[1:]]
+                others = [printable(str(i.layer), NAME_LIMIT) for i in items[1:]]
                 listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
                 more = f" (also {listed}: {len(items)} layers)"
-            print(f"{path}: {items[0].reason}{more} [{rule}]")
+            print(f"{_shown(path)}: {_shown(items[0].reason)}{more} [{rule}]")
         for item in report.info:
-            print(f"{item.path}: {item.reason} (a: {item.a}, b: {item.b}) [info]")
+            print(
+                f"{_shown(item.path)}: {_shown(item.reason)} "
+                f"(a: {_shown(item.a)}, b: {_shown(item.b)}) [info]"
+            )
         verdict = "compatible" if report.compatible else "not compatible"
         print(
-            f"{args.a} -> {args.b}: {verdict} (tp {report.tp_a} -> {report.tp_b}, "
-            f"{len(report.differences)} difference(s))"
+            f"{_shown(args.a)} -> {_shown(args.b)}: {verdict} (tp {report.tp_a} -> "
+            f"{report.tp_b}, {len(report.differences)} difference(s))"
         )
     return EXIT_OK if report.compatible else EXIT_INVALID
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from kvschema.cli.fit_cli import run_fit
+
+    return run_fit(args)

@@ -12,10 +12,49 @@ from typing import Any, Literal
 
 from kvschema.errors import KVSchemaError
 
-__all__ = ["Document", "Format", "Limits", "LoadError", "Path_", "Problem"]
+__all__ = [
+    "MAX_INT_DIGITS",
+    "Document",
+    "Format",
+    "Limits",
+    "LoadError",
+    "Path_",
+    "Problem",
+    "check_int",
+    "quote",
+]
 
 Format = Literal["yaml", "json", "toml"]
-Path_ = tuple[str | int, ...]
+Path_ = tuple[Any, ...]
+
+#: The most decimal digits an integer read from a file may have, in any base it is written in
+#: (Python's own default limit for converting integers to and from text).
+MAX_INT_DIGITS = 4300
+_MAX_INT_BITS = 14284  # 2**14284 < 10**4300: every int of this many bits prints in 4300 digits
+
+
+def check_int(value: int) -> bool:
+    """Whether an integer read from a file is within :data:`MAX_INT_DIGITS` digits.
+
+    >>> check_int(10**4299), check_int(16**10_000)
+    (True, False)
+    """
+    return value.bit_length() <= _MAX_INT_BITS
+
+
+def quote(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (a message quotes input, not all of it).
+
+    >>> quote("x" * 100, 20)
+    "'xxxxxxxxxxxxxxxxx...(100 characters)"
+    """
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[: limit - 3]!r}"[:-1] + f"...({len(value)} characters)"
+    try:
+        shown = repr(value)
+    except ValueError:  # an integer longer than Python prints
+        shown = f"<an integer of {value.bit_length()} bits>"
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 class LoadError(KVSchemaError):

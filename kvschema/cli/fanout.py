@@ -104,24 +104,44 @@ def fan_out(func: Callable[[Any], T], items: Sequence[Any], jobs: int = 0) -> li
     sys.stdout.flush()
     sys.stderr.flush()
     workers: list[tuple[int, int, range]] = []
+    rest = slices[1:]  # what no worker took: worked here, after the workers' slices
     try:
-        for part in slices[1:]:
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the child's lines run in another process
-                os.close(read_fd)
-                _worker(func, [items[i] for i in part], write_fd)
-            os.close(write_fd)
-            workers.append((pid, read_fd, part))
+        while rest:
+            started = _start(func, items, rest[0])
+            if started is None:  # out of descriptors or processes
+                break
+            workers.append(started)
+            rest.pop(0)
         results = [func(items[i]) for i in slices[0]]
         while workers:
             pid, read_fd, part = workers.pop(0)  # _collect closes and reaps it, come what may
             results.extend(_collect(func, items, pid, read_fd, part))
+        for part in rest:
+            results.extend(func(items[i]) for i in part)
     finally:
         for pid, read_fd, _ in workers:  # an error or an interrupt in the parent: reap them
             os.close(read_fd)
             os.waitpid(pid, 0)
     return results
+
+
+def _start(func: Callable[[Any], Any], items: Sequence[Any], part: range) -> Any:
+    """A worker forked for ``part``: (pid, read end of its pipe, part), or None when it can't be."""
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:  # too many open files
+        return None
+    try:
+        pid = os.fork()
+    except OSError:  # too many processes, or no memory
+        os.close(read_fd)
+        os.close(write_fd)
+        return None
+    if pid == 0:  # pragma: no cover - the child's lines run in another process
+        os.close(read_fd)
+        _worker(func, [items[i] for i in part], write_fd)
+    os.close(write_fd)
+    return pid, read_fd, part
 
 
 def _collect(func: Callable[[Any], T], items: Sequence[Any], pid: int, fd: int, part: range) -> Any:

@@ -15,14 +15,26 @@ from __future__ import annotations
 
 import json
 import os
-import stat
+import re
 import sys
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, BinaryIO
 
-from kvschema.cli.document import Document, Format, Limits, LoadError, Path_, Problem
-from kvschema.cli.yaml12 import yaml_documents
+from kvschema._reading import FileReadError, read_capped, read_stream_capped
+from kvschema.cli.document import (
+    MAX_INT_DIGITS,
+    Document,
+    Format,
+    Limits,
+    LoadError,
+    Path_,
+    Problem,
+    check_int,
+    quote,
+)
+from kvschema.cli.tomlpos import toml_positions
+from kvschema.cli.yaml12 import depth_advice, yaml_documents
 
 __all__ = [
     "FORMATS",
@@ -41,24 +53,45 @@ __all__ = [
 FORMATS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
 
 
-# -- JSON ----------------------------------------------------------------------------------
+_GENEROUS = Limits(max_bytes=sys.maxsize, max_depth=sys.maxsize, max_values=sys.maxsize)
+_INT_TOO_LONG = f"an integer of more than {MAX_INT_DIGITS} digits"
 
 
-def _tracked(text: str | None, index: int) -> Document:
-    """Document ``index`` of ``text`` read again with positions (JSON read as YAML flow style)."""
-    if text:
-        generous = Limits(max_bytes=sys.maxsize, max_depth=10_000, max_values=sys.maxsize)
-        try:
-            docs = yaml_documents(text, generous, track=True)
-        except LoadError:
-            docs = []
-        if index < len(docs):
-            return docs[index]
-    return Document(None, index, _positions={})
+class _Stream:
+    """The positions of every document of one text, read once, when first asked for.
+
+    Reading keeps no positions (most files are valid and need none); the first document that
+    needs a line reads the whole stream once more with them, for all its documents at once.
+    """
+
+    def __init__(self, text: str, fmt: Format) -> None:
+        self.text = text
+        self.fmt = fmt
+        self.documents: list[Document] | None = None
+
+    def _read(self) -> list[Document]:
+        if self.documents is None:
+            if self.fmt == "toml":
+                self.documents = [Document(None, 0, _positions=toml_positions(self.text))]
+            else:  # JSON is read as YAML's flow style for its positions
+                try:  # the limits held on the first reading, so they hold here
+                    self.documents = yaml_documents(self.text, _GENEROUS, track=True)
+                except LoadError:
+                    self.documents = []
+            self.text = ""
+        return self.documents
+
+    def positions(self, index: int) -> dict[Path_, tuple[int, int]]:
+        documents = self._read()
+        found = documents[index]._positions if index < len(documents) else None
+        return found or {}
+
+    def problems(self, index: int) -> list[Problem]:
+        documents = self._read()
+        return documents[index].problems if index < len(documents) else []
 
 
-def _positions_of(text: str, index: int) -> dict[Path_, tuple[int, int]]:
-    return _tracked(text, index)._positions or {}
+# -- JSON and TOML -------------------------------------------------------------------------
 
 
 def _json_document(text: str, limits: Limits) -> Document:
@@ -81,24 +114,67 @@ def _json_document(text: str, limits: Limits) -> Document:
             column=err.colno,
         ) from None
     except RecursionError:
-        raise LoadError(
-            f"nesting deeper than {limits.max_depth} levels; raise --max-depth if intended"
-        ) from None
-    except ValueError as err:  # an integer with more digits than Python converts
-        raise LoadError(f"JSON value out of range: {err}") from None
+        raise LoadError(_TOO_DEEP_FOR_PARSER.format(fmt="JSON")) from None
+    except ValueError:  # an integer with more digits than Python converts
+        raise LoadError(f"JSON value out of range: {_INT_TOO_LONG}") from None
     _check_shape(data, limits)
-    document = Document(data, 0, _locate=partial(_positions_of, text, 0))
+    stream = _Stream(text, "json")
+    document = Document(data, 0, _locate=partial(stream.positions, 0))
     if duplicates:
-        document.problems = _tracked(text, 0).problems
-        if not document.problems:
-            document.problems = [
-                Problem((), f"duplicate key {key!r}", "duplicate_key") for key in duplicates
-            ]
+        document.problems = stream.problems(0) or [
+            Problem((), f"duplicate key {quote(key)}", "duplicate_key") for key in duplicates
+        ]
     return document
 
 
+#: A parser that recurses ran out of stack: no --max-depth reads the file.
+_TOO_DEEP_FOR_PARSER = (
+    "nesting deeper than Python's {fmt} reader handles (its recursion limit); "
+    "no --max-depth reads this file"
+)
+_TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*\Z")
+
+
+def _toml_document(text: str, limits: Limits) -> Document:
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        message = str(err)
+        where = _TOML_WHERE.search(message)
+        if where is None:
+            raise LoadError(f"TOML syntax error: {message}") from None
+        line, column = int(where.group(1)), int(where.group(2))
+        raise LoadError(
+            f"line {line}, column {column}: TOML syntax error: {message[: where.start()]}",
+            line=line,
+            column=column,
+        ) from None
+    except RecursionError:
+        raise LoadError(_TOO_DEEP_FOR_PARSER.format(fmt="TOML")) from None
+    except ValueError:  # an integer with more digits than Python converts
+        raise LoadError(f"TOML value out of range: {_INT_TOO_LONG}") from None
+    _check_shape(data, limits)
+    return Document(data, 0, _locate=partial(_Stream(text, "toml").positions, 0))
+
+
+def _deepest(data: Any) -> int:
+    """Levels of nested collections in parsed data (walked without recursion)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        kind = type(node)
+        if kind is dict or kind is list:
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((child, depth) for child in (node.values() if kind is dict else node))
+    return deepest
+
+
 def _check_shape(data: Any, limits: Limits) -> None:
-    """Depth and value-count limits for data parsed without the event builder."""
+    """Depth, value-count and integer-size limits for data parsed without the event builder."""
     count = 0
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
@@ -106,13 +182,15 @@ def _check_shape(data: Any, limits: Limits) -> None:
         count += 1
         if count > limits.max_values:
             raise LoadError(f"more than {limits.max_values} values; raise --max-values if intended")
-        if isinstance(node, (dict, list)):
+        kind = type(node)
+        if kind is dict or kind is list:
             if depth > limits.max_depth:
-                raise LoadError(
-                    f"nesting deeper than {limits.max_depth} levels; raise --max-depth if intended"
-                )
-            children = node.values() if isinstance(node, dict) else node
+                advice = depth_advice(_deepest(data), limits.max_depth)
+                raise LoadError(f"nesting deeper than {limits.max_depth} levels{advice}")
+            children = node.values() if kind is dict else node
             stack.extend((child, depth + 1) for child in children)
+        elif kind is int and not check_int(node):
+            raise LoadError(f"value out of range: {_INT_TOO_LONG}")
 
 
 # -- entry points --------------------------------------------------------------------------
@@ -150,19 +228,13 @@ def load_text(text: str, fmt: Format, limits: Limits | None = None) -> list[Docu
     if fmt == "json":
         return [_json_document(text, limits)]
     if fmt == "toml":
-        import tomllib
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise LoadError(f"TOML syntax error: {err}") from None
-        _check_shape(data, limits)
-        return [Document(data)]
+        return [_toml_document(text, limits)]
     documents = yaml_documents(text, limits)
+    stream = _Stream(text, "yaml")  # positions: one more reading of the stream, if any is asked
     for document in documents:
-        document._locate = partial(_positions_of, text, document.index)
+        document._locate = partial(stream.positions, document.index)
         if document.problems:  # describe the duplicate keys with their lines
-            document.problems = _tracked(text, document.index).problems
+            document.problems = stream.problems(document.index)
     return documents
 
 
@@ -187,18 +259,28 @@ def load_bytes(raw: bytes, fmt: Format | None, limits: Limits | None = None) -> 
 
 
 def _read_bounded(stream: BinaryIO, limit: int, expected: int = 0) -> bytes:
-    """At most ``limit`` bytes, read in pieces (one piece when ``expected`` is the size)."""
-    pieces: list[bytes] = []
-    total = 0
-    piece = max(expected + 1, 1 << 16)  # no limit-sized buffer for a small file
-    while True:
-        raw = stream.read(min(piece, limit + 1 - total))
-        if not raw:
-            return b"".join(pieces)
-        pieces.append(raw)
-        total += len(raw)
-        if total > limit:
-            raise LoadError(f"larger than {limit} bytes; raise --max-bytes if this is intended")
+    """At most ``limit`` bytes of ``stream``, read in pieces (one piece when ``expected`` is the size)."""
+    try:
+        return read_stream_capped(stream, limit, expected)
+    except FileReadError:
+        raise LoadError(_too_large(limit)) from None
+
+
+def _too_large(limit: int, size: int | None = None) -> str:
+    said = (
+        f"{size} bytes, larger than {limit}" if size is not None else f"larger than {limit} bytes"
+    )
+    return f"{said}; raise --max-bytes if this is intended"
+
+
+def _stdin(stdin: BinaryIO | None, limit: int) -> bytes:
+    source = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
+    if source is None:
+        raise LoadError("standard input is closed: nothing to read for '-'")
+    try:
+        return _read_bounded(source, limit)
+    except OSError as err:
+        raise LoadError(f"cannot read standard input: {err.strerror or err}") from None
 
 
 def load_file(
@@ -207,29 +289,19 @@ def load_file(
     limits: Limits | None = None,
     stdin: BinaryIO | None = None,
 ) -> list[Document]:
-    """Read and parse one file (``-`` is standard input); every failure is a :class:`LoadError`."""
+    """Read and parse one file (``-`` is standard input); every failure is a :class:`LoadError`.
+
+    Regular files and pipes are read, up to ``limits.max_bytes``; directories, devices and
+    sockets are refused by their type, so ``/dev/zero`` or a named pipe never hangs a run.
+    """
     limits = limits or Limits()
     if name == "-":
-        source = stdin if stdin is not None else sys.stdin.buffer
-        return load_bytes(_read_bounded(source, limits.max_bytes), fmt, limits)
+        return load_bytes(_stdin(stdin, limits.max_bytes), fmt, limits)
     try:
-        status = os.stat(name)
-        if stat.S_ISDIR(status.st_mode):
-            raise IsADirectoryError(name)
-        fmt = fmt or format_for(name)
-        size = status.st_size
-        if size > limits.max_bytes:
-            raise LoadError(
-                f"{size} bytes, larger than {limits.max_bytes}; raise --max-bytes if this is intended"
-            )
-        with open(name, "rb") as handle:
-            raw = _read_bounded(handle, limits.max_bytes, size)
-    except FileNotFoundError:
-        raise LoadError("no such file") from None
-    except IsADirectoryError:
-        raise LoadError("is a directory") from None
-    except PermissionError:
-        raise LoadError("permission denied") from None
-    except OSError as err:
-        raise LoadError(f"cannot read: {err.strerror or err}") from None
-    return load_bytes(raw, fmt, limits)
+        raw = read_capped(name, limits.max_bytes)
+    except FileReadError as err:
+        if err.fields.get("reason") != "too_large":
+            raise LoadError(err.message) from None
+        size = err.fields.get("size")
+        raise LoadError(_too_large(limits.max_bytes, size)) from None
+    return load_bytes(raw, fmt or format_for(name), limits)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kvschema.cli.output import NAME_LIMIT, printable
 from kvschema.cli.units import human_bytes
 from kvschema.models.hf import HFLayers
 from kvschema.planning.plan import CachePlan
@@ -21,7 +22,14 @@ __all__ = ["layers_table", "plan_table", "render_table"]
 
 
 def render_table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
-    """Columns padded to their widest cell; indices in ``right`` right-aligned."""
+    """Columns padded to their widest cell; indices in ``right`` right-aligned.
+
+    Cells are input (layer names): each is escaped and cut (see ``kvschema.cli.output``).
+
+    >>> render_table([["name", "n"], ["a\\nb", "1"]], right=(1,))
+    'name  n\\na\\\\nb  1'
+    """
+    rows = [[printable(cell, NAME_LIMIT) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for row in rows:
@@ -137,7 +145,7 @@ def layers_table(layers: HFLayers, tensor_parallel_size: int = 1) -> str:
             [name, spec.kind, _describe(spec), human_bytes(spec.page_size_bytes), per_token]
         )
     lines = [
-        f"{layers.model_type}: {count} layers, cache dtype {layers.dtype}, "
+        f"{printable(layers.model_type, NAME_LIMIT)}: {count} layers, cache dtype {layers.dtype}, "
         f"tp={tensor_parallel_size}",
         "",
         render_table(rows, right=(3, 4)),

@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from kvschema._reading import load_json
 from kvschema.errors import InvalidArgumentError, KVSchemaError
 from kvschema.layout.config import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
 from kvschema.spec.union import SPEC_TYPES
@@ -182,9 +183,11 @@ def read_config(document: dict[str, Any] | str | bytes) -> CacheGroupsConfig:
     """
     if isinstance(document, (str, bytes, bytearray)):
         try:
-            document = json.loads(document)
+            document, twice = load_json(document)
         except (ValueError, RecursionError) as err:
             raise InvalidArgumentError(f"not a JSON document: {err}") from None
+        if twice:  # as the command line does: the later value would silently win
+            raise InvalidArgumentError(f"duplicate key {twice[0][:60]!r} in one JSON object")
     config = CacheGroupsConfig.model_validate(migrate(document))  # type: ignore[arg-type]
     version = document.get("schema_version", 1)  # type: ignore[union-attr]  # migrate checked it
     newer = config.fields_newer_than(version)

@@ -78,6 +78,11 @@ class CompatibilityReport(BaseModel):
     tp_b: int
 
 
+#: The key of a lone group's "every layer" (``layer_names`` null): no layer is named "" (a
+#: layer named ``*`` is a layer like any other).
+_EVERY = ""
+
+
 def _placement(config: CacheGroupsConfig) -> dict[str, tuple[str, Any]]:
     """Layer → (its spec's path in the document, its per-layer spec)."""
     out: dict[str, tuple[str, Any]] = {}
@@ -86,7 +91,7 @@ def _placement(config: CacheGroupsConfig) -> dict[str, tuple[str, Any]]:
         base = f"$.kv_cache_groups[{index}].kv_cache_spec"
         names = group.layer_names
         if names is None:
-            names = list(spec.kv_cache_specs) if isinstance(spec, UniformTypeSpec) else ["*"]
+            names = list(spec.kv_cache_specs) if isinstance(spec, UniformTypeSpec) else [_EVERY]
         for name in names:
             if isinstance(spec, UniformTypeSpec):
                 out[name] = (f"{base}.kv_cache_specs['{name}']", spec.kv_cache_specs[name])
@@ -317,16 +322,17 @@ def check_compatible(
         for name in names:
             reason = (
                 f"{side} names no layers (layer_names is null: every layer)"
-                if name == "*"
+                if name == _EVERY
                 else f"{name} is in {side} only"
             )
+            shown = "*" if name == _EVERY else name  # layer is None for the marker
             differences.append(
                 Difference(
                     rule="layer_names",
-                    layer=None if name == "*" else name,
+                    layer=None if name == _EVERY else name,
                     path=placement[name][0],
-                    a=name if side == "a" else None,
-                    b=name if side == "b" else None,
+                    a=shown if side == "a" else None,
+                    b=shown if side == "b" else None,
                     reason=reason,
                 )
             )

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from kvschema._reading import MAX_BYTES, FileReadError, read_capped
 from kvschema.layout.config import SCHEMA_VERSION, CacheGroupsConfig, CacheGroupSpec
 from kvschema.spec.union import CacheSpec
 
@@ -125,9 +126,9 @@ def check_schemas(directory: str | Path) -> list[Path]:
     stale = []
     for name, schema in json_schemas().items():
         path = folder / f"{name}.schema.json"
-        try:
-            current = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+        try:  # capped, and never a hang on a named pipe or a device
+            current = read_capped(path, MAX_BYTES).decode("utf-8")
+        except (FileReadError, UnicodeDecodeError):
             current = None
         if current != render_schema(schema):
             stale.append(path)

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from kvschema._reading import refuse_duplicate_keys
 from kvschema.layout.group import _SEEN, MAX_LAYERS, CacheGroupSpec, _error, _one_name_set
 from kvschema.layout.masks import MaskDetailsInput, groups_from_mask_details
 from kvschema.layout.parallel import Parallelism
@@ -152,7 +153,11 @@ class CacheGroupsConfig(BaseModel):
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
-        """Validate a JSON document (see pydantic's ``BaseModel.model_validate_json``)."""
+        """Validate a JSON document (see pydantic's ``BaseModel.model_validate_json``).
+
+        A key twice in one object is refused (``duplicate_key``), as the command line does.
+        """
+        refuse_duplicate_keys(json_data, cls.__name__)
         return super().model_validate_json(json_data, **_one_name_set(kwargs))
 
     @property
@@ -218,6 +223,12 @@ class CacheGroupsConfig(BaseModel):
             # a group's own names and its sharing layers (never both: the group checks that)
             named = [[*(group.layer_names or ()), *(group.kv_sharing or ())] for group in groups]
             listed = sum(map(len, named))
+            if listed > MAX_LAYERS:  # one config, as one group: what a plan of it regroups
+                raise PydanticCustomError(
+                    "too_many_layers",
+                    "the groups list {listed} layers together; a config lists at most {limit}",
+                    {"listed": listed, "limit": MAX_LAYERS},
+                )
             # Every name once, in every group: the union is as long as the lists.  The groups
             # built that union as they were validated (see _one_name_set); groups passed in as
             # instances were not, and a union without them falls short: the loops below decide.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kvschema._args import positive_int_arg
+from kvschema._reading import MAX_BYTES, FileReadError, read_capped
 from kvschema.errors import DTypeError, KVSchemaError, KVSchemaWarning
 from kvschema.layout.masks import AttnMaskType, MaskDetail
 from kvschema.layout.parallel import Parallelism
@@ -129,11 +130,11 @@ def _read(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     path = Path(config)
     if path.is_dir():
         path = path / "config.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HFConfigError(f"{path}: no such file", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as err:
+    try:  # capped, and never a hang on a named pipe or a device (kvschema._reading)
+        text = read_capped(path, MAX_BYTES).decode("utf-8")
+    except FileReadError as err:
+        raise HFConfigError(f"{path}: {err.message}", path=str(path)) from None
+    except UnicodeDecodeError as err:
         raise HFConfigError(f"{path}: cannot read: {err}", path=str(path)) from None
     try:  # real files hold Infinity / NaN, which Python's reader takes
         data = json.loads(text)

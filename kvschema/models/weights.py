@@ -211,6 +211,9 @@ def _split_total(
             "the config says float32: vLLM's dtype=auto loads 16-bit weights, half "
             "the checkpoint (up to all of it for tensors kept in float32)"
         )
+    if provenance == "given" and tp * pp == 1 and not halves:
+        notes.append("given for the whole model on one GPU: exact")
+        return _estimate(provenance, [Interval.exact(total)], notes, tp, pp, ep, total_bytes=total)
     counted = None
     if cfg is not None:
         try:

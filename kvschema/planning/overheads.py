@@ -178,6 +178,11 @@ def estimate_overheads(inputs: OverheadInputs) -> Overheads:
     tp_key = "tp1_gib" if inputs.tensor_parallel_size == 1 else "tp_gt1_gib"
     non_torch = _gib(coef["non_torch"][tp_key])
     startup = _gib(coef["startup"][tp_key])
+    if inputs.tensor_parallel_size > 1:  # NCCL and all-reduce buffers grow with the peers
+        grow = coef["startup"]["tp_gt1_high_by_ranks"]
+        ranks = grow["base_gib"] + grow["per_rank_gib"] * inputs.tensor_parallel_size
+        high = min(startup.high, max(round(ranks * GIB), startup.point))
+        startup = Interval(low=startup.low, point=startup.point, high=high)
     graphs = _cuda_graphs(inputs, per_token, coef["cuda_graphs"], notes)
     return Overheads(
         activation=activation, non_torch=non_torch, cuda_graphs=graphs, startup=startup, notes=notes

@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeAlias
 
 from pydantic import ConfigDict, Field, TypeAdapter
 
+from kvschema._reading import refuse_duplicate_keys
 from kvschema.spec.attention import ChunkedLocalAttentionSpec, FullAttentionSpec, SlidingWindowSpec
 from kvschema.spec.base import MAX_INT, LayerName, PositiveInt
 from kvschema.spec.state import MambaSpec
@@ -72,5 +73,6 @@ def parse_spec(data: Any) -> CacheSpec:
     if isinstance(data, SPEC_TYPES):
         return data
     if isinstance(data, (str, bytes, bytearray)):
+        refuse_duplicate_keys(data, "CacheSpec")  # as the command line does
         return spec_adapter().validate_json(data)  # type: ignore[no-any-return]
     return spec_adapter().validate_python(data)  # type: ignore[no-any-return]

@@ -1,0 +1,222 @@
+"""Text output that input cannot forge, and standard streams that fail with a clear message.
+
+Every piece of input a text line shows (file names, layer names, keys, ``model_type``, an
+error message quoting a value) goes through :func:`printable`: characters that move the
+cursor, colour the terminal, or reorder or hide text (C0 and C1 controls, DEL, the
+bidirectional and zero-width format characters, line and paragraph separators, spaces other
+than the ASCII one) are written as Python escapes (``\\n``, ``\\x1b``, ``\\u202e``), so a layer
+name cannot end a line early, forge an ``ok`` line or hide an error; so are the characters that
+make two names look alike (a fullwidth digit, a decomposed accent).  Long input is cut, with a
+marker saying how much was left out, so every error line has a bounded length.  JSON output
+(``-o json``) escapes by JSON's own rules and is not cut.
+
+>>> printable("layer.0\\nfile.yaml: ok \\x1b[32m\\u202e")
+'layer.0\\\\nfile.yaml: ok \\\\x1b[32m\\\\u202e'
+>>> printable("x" * 50, 20)
+'xxxxxxxxxxxxxxxxxxxx... [30 more characters]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import contextlib
+import errno
+import io
+import os
+import sys
+import unicodedata
+from typing import IO, Any, NoReturn
+
+__all__ = [
+    "EXIT_INTERNAL",
+    "MESSAGE_LIMIT",
+    "NAME_LIMIT",
+    "SafeArgumentParser",
+    "Style",
+    "os_error_message",
+    "prepare_streams",
+    "printable",
+]
+
+#: The exit code of a failure inside kvschema itself (a bug): never "the document is wrong".
+EXIT_INTERNAL = 3
+#: The most characters of a message an error line shows.
+MESSAGE_LIMIT = 1000
+#: The most characters of a file name or a path an error line shows.
+NAME_LIMIT = 300
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def _confusable(char: str, composed: bool) -> bool:
+    """Whether a printable non-ASCII character would pass for another in a name."""
+    if not composed and (unicodedata.category(char)[0] == "M" or "\u1100" <= char <= "\u11ff"):
+        return True  # a combining mark or Hangul jamo of a text that is not NFC
+    return unicodedata.normalize("NFKC", char) != char  # fullwidth, ligatures, superscripts
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    r"""``text`` with every character that could forge or disguise output escaped, cut to ``limit``.
+
+    Escaped are the characters Python's ``str.isprintable`` calls unprintable: the controls
+    (``Cc``), format characters (``Cf``: bidirectional overrides and isolates, zero-width
+    spaces and joiners, the byte-order mark), line and paragraph separators, spaces other than
+    U+0020, surrogates, private-use and unassigned code points.  So are the characters that
+    would make two different names look alike: compatibility forms (those NFKC changes, such as
+    the fullwidth digit U+FF11), and, in a text that is not in Unicode NFC, its combining marks
+    (``e`` followed by U+0301 shows as ``e\u0301``, never as ``é``).
+
+    >>> printable("caf\u00e9 \u200blayer\u00a0x.\uff11 cafe\u0301")
+    'café \\u200blayer\\xa0x.\\uff11 cafe\\u0301'
+    """
+    if (limit is None or len(text) <= limit) and text.isascii() and text.isprintable():
+        return text
+    composed = text.isascii() or unicodedata.is_normalized("NFC", text)
+    end = len(text) if limit is None else limit
+    pieces: list[str] = []
+    size = used = 0
+    for char in text[:end]:
+        if not char.isprintable() or (not char.isascii() and _confusable(char, composed)):
+            piece = _escape(char)
+        else:
+            piece = char
+        if limit is not None and size + len(piece) > limit:
+            break
+        pieces.append(piece)
+        size += len(piece)
+        used += 1
+    rest = len(text) - used
+    return "".join(pieces) + (f"... [{rest} more characters]" if rest else "")
+
+
+class Style:
+    """ANSI colour on a terminal, never with NO_COLOR or TERM=dumb.
+
+    >>> Style(io.StringIO())("ok", "1")
+    'ok'
+    """
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        try:
+            tty = stream is not None and stream.isatty()
+        except (OSError, ValueError):  # a closed or detached stream
+            tty = False
+        self.on = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+    def __call__(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.on else text
+
+
+class SafeArgumentParser(argparse.ArgumentParser):
+    """``argparse``'s parser whose usage errors show the arguments escaped (see :func:`printable`).
+
+    >>> issubclass(SafeArgumentParser, argparse.ArgumentParser)
+    True
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and the escaped message to standard error; exit 2."""
+        lines = message.split("\n")  # argparse's own messages may hold line breaks
+        super().error("\n".join(printable(line, MESSAGE_LIMIT) for line in lines))
+
+
+class _Closed(io.TextIOBase):
+    """A standard stream that was closed when the process started: writing to it fails."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def write(self, text: str) -> int:
+        """Fail: there is nowhere to write."""
+        if not text:
+            return 0
+        raise OSError(errno.EBADF, f"{self._name} is closed")
+
+    def isatty(self) -> bool:
+        """Never a terminal."""
+        return False
+
+
+class _Discard(io.TextIOBase):
+    """Standard error closed: diagnostics go nowhere, the exit code still tells."""
+
+    def write(self, text: str) -> int:
+        """Drop the text."""
+        return len(text)
+
+
+def os_error_message(err: OSError) -> str:
+    """What the console script says when the operating system refuses something mid-run.
+
+    >>> os_error_message(OSError(errno.ENOSPC, "No space left on device"))
+    'kvschema: cannot write the output: No space left on device'
+    >>> os_error_message(OSError(errno.EMFILE, "Too many open files"))
+    'kvschema: too many open files for the descriptor limit (ulimit -n): Too many open files'
+    """
+    said = err.strerror or str(err)
+    if err.errno in (errno.EMFILE, errno.ENFILE):
+        return f"kvschema: too many open files for the descriptor limit (ulimit -n): {said}"
+    if err.errno in _OUTPUT_ERRNOS:
+        return f"kvschema: cannot write the output: {said}"
+    return f"kvschema: input/output error: {said}"
+
+
+_OUTPUT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EBADF", "EIO", "EDQUOT", "EFBIG", "EPIPE", "EAGAIN")
+    if hasattr(errno, name)
+)
+
+
+def _escape_unencodable(err: UnicodeError) -> tuple[str, int]:
+    r"""An encoding error handler: ``\uXXXX`` escapes, valid in JSON strings and plain to read.
+
+    >>> "caf\u00e9 \U0001f600".encode("ascii", "kvschema-escape")
+    b'caf\\u00e9 \\ud83d\\ude00'
+    """
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    pieces = []
+    for char in err.object[err.start : err.end]:
+        code = ord(char)
+        if code > 0xFFFF:  # a surrogate pair, as JSON writes it
+            code -= 0x10000
+            pieces.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            pieces.append(f"\\u{code:04x}")
+    return "".join(pieces), err.end
+
+
+codecs.register_error("kvschema-escape", _escape_unencodable)
+
+
+def prepare_streams() -> None:
+    """Make the standard streams safe for a run of the console script.
+
+    A stream closed before the run (``>&-``) is ``None`` in Python: standard output becomes a
+    stream that fails on the first write (the run exits 2 with a message), standard error one
+    that discards. Output that the stream's encoding cannot hold (an ASCII or Latin-1 locale) is
+    written as ``\\uXXXX`` escapes instead of failing: still valid JSON for ``-o json``.
+    """
+    if sys.stdout is None:
+        sys.stdout = _Closed("standard output")
+    if sys.stderr is None:
+        sys.stderr = _Discard()
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure: Any = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(OSError, ValueError):  # a stream that cannot change
+                reconfigure(errors="kvschema-escape")
