@@ -30,6 +30,21 @@ def time_process(argv: Sequence[str], runs: int, *, expect: int | None = 0) -> l
     return times
 
 
+def time_processes(
+    commands: Mapping[str, Sequence[str]], runs: int, *, expect: int | None = 0
+) -> dict[str, float]:
+    """Median wall seconds of each ``name -> argv`` whole process, the runs taken in turn.
+
+    Each round runs every command once, so a change in the machine's load falls on all of
+    them alike and their ratios hold (output discarded).
+    """
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, argv in commands.items():
+            samples[name].extend(time_process(argv, 1, expect=expect))
+    return {name: median(times) for name, times in samples.items()}
+
+
 def time_call(call: Callable[[], object], runs: int, inner: int = 1) -> list[float]:
     """Seconds per call of ``call``: ``runs`` samples, each the mean of ``inner`` calls."""
     samples = []

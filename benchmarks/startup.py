@@ -1,7 +1,7 @@
 """Start-up to a first answer: import kvschema and validate one small CacheGroupsConfig JSON
 document, against importing pydantic, defining one model and validating the same document.
 
-Both as whole processes (`python -c`), several runs, median.  Target: <= 1.1x.
+Both as whole processes (`python -c`), several runs taken in turn, median.  Target: <= 1.1x.
 Run: python benchmarks/startup.py
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import median, precompile, table, time_process
+from common import precompile, table, time_process, time_processes
 
 DOCUMENT = (
     '{"num_pages": 64, "kv_cache_groups": [{"kv_cache_spec": {"kind": "full_attention", '
@@ -42,9 +42,15 @@ def main(runs: int = 25) -> list[list[str]]:
     precompile()
     python = sys.executable
     time_process([python, "-c", OURS], 1)  # warm the file cache
-    ours = median(time_process([python, "-c", OURS], runs))
-    theirs = median(time_process([python, "-c", BASELINE], runs))
-    bare = median(time_process([python, "-c", "pass"], runs))
+    times = time_processes(
+        {
+            "bare": [python, "-c", "pass"],
+            "theirs": [python, "-c", BASELINE],
+            "ours": [python, "-c", OURS],
+        },
+        runs,
+    )
+    bare, theirs, ours = times["bare"], times["theirs"], times["ours"]
     return [
         ["process", "median ms", "ratio"],
         ["python -c pass", f"{bare * 1000:.1f}", ""],

@@ -146,3 +146,15 @@ _recording_full_specs = st.builds(
 def test_buckets_join_as_trying_every_earlier_bucket(specs: list[Any]) -> None:
     unified = {spec: [f"layer.{i}"] for i, spec in enumerate(dict.fromkeys(specs))}
     assert _buckets(unified) == every_bucket_tried(unified)
+
+
+@given(cache_specs())
+def test_a_spec_read_with_derived_values_can_be_handed_on(spec: Any) -> None:
+    """The check runs once: handed to a group, the spec's model validator runs again and
+    must not take the dropped derived values for given ones."""
+    read = type(spec).model_validate_json(spec.model_dump_json())
+    assert not {"given_type_id", "given_page_size_bytes"} & read.model_fields_set
+    names = list(spec.kv_cache_specs) if isinstance(spec, UniformTypeSpec) else ["layer.0"]
+    group = CacheGroupSpec(kv_cache_spec=read, layer_names=names)
+    assert group.kv_cache_spec == spec
+    assert CacheGroupSpec.model_validate({"kv_cache_spec": read, "layer_names": names}) == group

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from operator import attrgetter
-from typing import Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from annotated_types import Ge
 from pydantic import (
@@ -29,9 +29,11 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kvschema._reading import refuse_duplicate_keys
 from kvschema.layout.group import _SEEN, MAX_LAYERS, CacheGroupSpec, _error, _one_name_set
-from kvschema.layout.masks import MaskDetailsInput, groups_from_mask_details
 from kvschema.layout.parallel import Parallelism
 from kvschema.spec.union import CacheSpec, PositiveInt, UniformTypeSpec
+
+if TYPE_CHECKING:
+    from kvschema.layout.masks import MaskDetailsInput
 
 __all__ = ["FIELD_VERSIONS", "SCHEMA_VERSION", "CacheGroupSpec", "CacheGroupsConfig", "Parallelism"]
 
@@ -333,6 +335,8 @@ class CacheGroupsConfig(BaseModel):
         >>> [g.kv_cache_spec.kind for g in config.kv_cache_groups]
         ['sliding_window', 'full_attention']
         """
+        from kvschema.layout.masks import groups_from_mask_details  # built on first use
+
         groups = groups_from_mask_details(
             mask_details,
             page_size=page_size,

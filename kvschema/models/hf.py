@@ -13,12 +13,11 @@ import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvschema._args import positive_int_arg
 from kvschema._reading import MAX_BYTES, FileReadError, read_capped
 from kvschema.errors import DTypeError, KVSchemaError, KVSchemaWarning
-from kvschema.layout.masks import AttnMaskType, MaskDetail
 from kvschema.layout.parallel import Parallelism
 from kvschema.models.context import ModelLength, model_length
 from kvschema.models.families import (
@@ -37,6 +36,9 @@ from kvschema.spec.union import (
     MambaSpec,
     SlidingWindowSpec,
 )
+
+if TYPE_CHECKING:
+    from kvschema.layout.masks import MaskDetail
 
 __all__ = ["HFConfigError", "HFLayers", "layers_from_hf_config", "mask_details_from_hf_config"]
 
@@ -342,6 +344,8 @@ def mask_details_from_hf_config(config: Mapping[str, Any] | str | Path) -> dict[
     >>> [(d.mask_type.name, d.size) for d in details.values()]
     [('SLIDING', 4096), ('FULL', None), ('SLIDING', 4096), ('FULL', None)]
     """
+    from kvschema.layout.masks import AttnMaskType, MaskDetail  # mask details only: not planning
+
     top = _read(config)
     text, model_type = _text_config(top)
     kinds = _kinds(text, model_type)

@@ -248,22 +248,24 @@ class _SpecBase(BaseModel):
         given it costs two set lookups.
         """
         self._check_rules()
-        given = self.__pydantic_fields_set__
-        if "given_type_id" not in given and "given_page_size_bytes" not in given:
+        fields_set = self.__pydantic_fields_set__
+        type_given = "given_type_id" in fields_set
+        page_given = "given_page_size_bytes" in fields_set
+        if not (type_given or page_given):
             return self
+        # checked once: an instance handed to another model runs this validator again
+        fields_set.difference_update(("given_type_id", "given_page_size_bytes"))
         fields = self.__dict__
-        page_given, type_given = fields["given_page_size_bytes"], fields["given_type_id"]
-        fields["given_page_size_bytes"] = fields["given_type_id"] = None
+        given_type, given_page = fields["given_type_id"], fields["given_page_size_bytes"]
+        fields["given_type_id"] = fields["given_page_size_bytes"] = None
         errors: list[InitErrorDetails] = []
         page_bytes = self._page_bytes_from(fields)
-        if "given_type_id" in given:
+        if type_given:
             type_id = self._type_id_from(fields, page_bytes)
-            if type(type_given) is not str or type_given != type_id:
-                errors.append(self._mismatch("type_id", type_given, type_id))
-        if "given_page_size_bytes" in given and (
-            type(page_given) is not int or page_given != page_bytes
-        ):
-            errors.append(self._mismatch("page_size_bytes", page_given, page_bytes))
+            if type(given_type) is not str or given_type != type_id:
+                errors.append(self._mismatch("type_id", given_type, type_id))
+        if page_given and (type(given_page) is not int or given_page != page_bytes):
+            errors.append(self._mismatch("page_size_bytes", given_page, page_bytes))
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
