@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cli_validate
+import commands
 import planner
 import startup
 import throughput
@@ -19,6 +20,7 @@ from common import table
 SECTIONS = [
     ("Start-up to a first answer", startup.main),
     ("Validation throughput", throughput.main),
+    ("Commands as whole processes", commands.main),
     ("kvschema validate on 200 files vs check-jsonschema", cli_validate.main),
     ("Planning", planner.main),
 ]

@@ -12,19 +12,26 @@ model's own when the layers know it (see :mod:`kvschema.models.context`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kvschema._args import positive_int_arg
 from kvschema.errors import InvalidArgumentError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
-from kvschema.layout.layer_map import LayerMap
 from kvschema.layout.parallel import Parallelism
 from kvschema.models.context import ModelLength
 from kvschema.spec.sharding import shard_spec
 from kvschema.spec.union import CacheSpec
 
 __all__ = ["max_model_len_to_plan", "parallel_sizes", "rank_specs", "scoped"]
+
+
+def _is_layer_map(layers: Any) -> bool:
+    """Whether ``layers`` is a :class:`~kvschema.layout.layer_map.LayerMap`, without building
+    that model for a plan that never reads one: none exists before its module is imported."""
+    module = sys.modules.get("kvschema.layout.layer_map")
+    return module is not None and isinstance(layers, module.LayerMap)
 
 
 def scoped(
@@ -39,7 +46,7 @@ def scoped(
     recorded: Any
     if isinstance(layers, CacheGroupsConfig):
         source, recorded = layers.kv_cache_groups, layers.parallelism
-    elif isinstance(layers, LayerMap):
+    elif _is_layer_map(layers):
         source, recorded = layers.layers, layers.parallelism
     else:
         source, recorded = layers, getattr(layers, "parallelism", None)
