@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import compileall
+import importlib.util
+import json
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -13,9 +16,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def precompile() -> None:
-    """Write kvschema's bytecode, as an installed wheel has it (an editable checkout run with
-    PYTHONDONTWRITEBYTECODE would otherwise compile every module on every start)."""
-    compileall.compile_dir(ROOT / "kvschema", quiet=1)
+    """Write the bytecode of the kvschema that is imported, as an installed wheel has it (an
+    editable checkout run with PYTHONDONTWRITEBYTECODE would otherwise compile every module on
+    every start)."""
+    spec = importlib.util.find_spec("kvschema")
+    for folder in (spec and spec.submodule_search_locations) or [ROOT / "kvschema"]:
+        compileall.compile_dir(folder, quiet=1)
+
+
+def measure_main(measure: Callable[[], Mapping[str, float]]) -> bool:
+    """With ``--measure``: print ``measure()`` as JSON (for ``run.py --before``) and say so."""
+    if "--measure" not in sys.argv[1:]:
+        return False
+    print(json.dumps(measure()))
+    return True
 
 
 def time_process(argv: Sequence[str], runs: int, *, expect: int | None = 0) -> list[float]:

@@ -9,11 +9,12 @@ Run: python benchmarks/planner.py
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import median, table, time_call
+from common import measure_main, median, table, time_call
 
 from kvschema import FullAttentionSpec, MambaSpec, SlidingWindowSpec, plan_cache
 
@@ -66,7 +67,8 @@ def _plan(layers: dict[str, object], budget: int) -> object:
 
 
 def measure(runs: int = 15) -> dict[str, float]:
-    """Case -> median milliseconds."""
+    """Case -> median milliseconds (one call where one takes over a second: a quadratic
+    planner's 2,000 distinct specs, run for a before / after comparison)."""
     cases = {
         "1,000 layers": (hybrid(1_000), 1_000 * 2 * 1024**3),
         "10,000 layers": (hybrid(10_000), 10_000 * 2 * 1024**3),
@@ -74,7 +76,12 @@ def measure(runs: int = 15) -> dict[str, float]:
     }
     results = {}
     for name, (layers, budget) in cases.items():
+        start = time.perf_counter()
         _plan(layers, budget)  # warm
+        first = time.perf_counter() - start
+        if first > 1:
+            results[name] = first * 1000
+            continue
         results[name] = median(time_call(lambda la=layers, b=budget: _plan(la, b), runs)) * 1000
     return results
 
@@ -98,5 +105,7 @@ def main(runs: int = 15) -> list[list[str]]:
     return rows
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and not measure_main(
+    lambda: {f"{k} (ms)": v for k, v in measure().items()}
+):
     print(table(main()))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import precompile, table, time_process, time_processes
+from common import measure_main, precompile, table, time_process, time_processes
 
 DOCUMENT = (
     '{"num_pages": 64, "kv_cache_groups": [{"kv_cache_spec": {"kind": "full_attention", '
@@ -38,27 +38,33 @@ Config.model_validate_json({DOCUMENT!r})
 TARGET = 1.1
 
 
-def main(runs: int = 25) -> list[list[str]]:
+def measure(runs: int = 25) -> dict[str, float]:
+    """Process -> median milliseconds."""
     precompile()
     python = sys.executable
     time_process([python, "-c", OURS], 1)  # warm the file cache
     times = time_processes(
         {
-            "bare": [python, "-c", "pass"],
-            "theirs": [python, "-c", BASELINE],
-            "ours": [python, "-c", OURS],
+            "python -c pass": [python, "-c", "pass"],
+            "pydantic: one model, one document": [python, "-c", BASELINE],
+            "kvschema: import, one document": [python, "-c", OURS],
         },
         runs,
     )
-    bare, theirs, ours = times["bare"], times["theirs"], times["ours"]
-    return [
-        ["process", "median ms", "ratio"],
-        ["python -c pass", f"{bare * 1000:.1f}", ""],
-        ["pydantic: one model, one document", f"{theirs * 1000:.1f}", "1.00"],
-        ["kvschema: import, one document", f"{ours * 1000:.1f}", f"{ours / theirs:.2f}"],
-        [f"target <= {TARGET}x", "", ""],
-    ]
+    return {name: seconds * 1000 for name, seconds in times.items()}
 
 
-if __name__ == "__main__":
+def main(runs: int = 25) -> list[list[str]]:
+    times = measure(runs)
+    theirs = times["pydantic: one model, one document"]
+    rows = [["process", "median ms", "ratio"]]
+    for name, ms in times.items():
+        rows.append([name, f"{ms:.1f}", "" if name == "python -c pass" else f"{ms / theirs:.2f}"])
+    rows.append([f"target <= {TARGET}x", "", ""])
+    return rows
+
+
+if __name__ == "__main__" and not measure_main(
+    lambda: {f"{k} (ms)": v for k, v in measure().items()}
+):
     print(table(main()))

@@ -21,7 +21,8 @@ from kvschema import (
     UniformTypeSpec,
 )
 from kvschema.errors import SpecMergeError
-from kvschema.layout.config import FIELD_VERSIONS, _fields_set
+from kvschema.exchange.canonical import to_canonical_json
+from kvschema.layout.config import FIELD_VERSIONS, _fields_set, _keys_read
 from kvschema.planning.grouping import _buckets
 from kvschema.spec.merge import merge_specs
 from kvschema.strategies import cache_groups_configs, cache_specs, layer_specs
@@ -158,3 +159,65 @@ def test_a_spec_read_with_derived_values_can_be_handed_on(spec: Any) -> None:
     group = CacheGroupSpec(kv_cache_spec=read, layer_names=names)
     assert group.kv_cache_spec == spec
     assert CacheGroupSpec.model_validate({"kv_cache_spec": read, "layer_names": names}) == group
+
+
+def _keys_in(text: str) -> int:
+    count = 0
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal count
+        count += len(items)
+        return dict(items)
+
+    json.loads(text, object_pairs_hook=pairs)
+    return count
+
+
+def _with_a_key_twice(value: Any, target: int) -> tuple[str, int]:
+    """``value`` as JSON text, the first member of its ``target``-th object written twice;
+    and how many objects it has."""
+    seen = 0
+
+    def dump(node: Any) -> str:
+        nonlocal seen
+        if isinstance(node, dict):
+            members = [f"{json.dumps(k)}: {dump(v)}" for k, v in node.items()]
+            if seen == target and members:
+                members.append(members[0])
+            seen += 1
+            return "{" + ", ".join(members) + "}"
+        if isinstance(node, list):
+            return "[" + ", ".join(dump(item) for item in node) + "]"
+        return json.dumps(node)
+
+    return dump(value), seen
+
+
+@given(cache_groups_configs(), st.booleans(), st.data())
+def test_duplicate_keys_are_refused_and_only_they(
+    config: CacheGroupsConfig, written: bool, data: st.DataObject
+) -> None:
+    """The colon count decides nothing alone: a document it passes holds every key once, and
+    one with a key twice (even twice the same value) is refused wherever the key is."""
+    document = json.loads(config.model_dump_json())
+    if not written:  # the fields only, as a deploy file gives them
+        document = json.loads(to_canonical_json(config))
+    text = json.dumps(document)
+    again = CacheGroupsConfig.model_validate_json(text)
+    assert _keys_read(again) == _keys_in(text) == text.count(":")  # the fast path is taken
+    _, objects = _with_a_key_twice(document, -1)
+    twice, _ = _with_a_key_twice(document, data.draw(st.integers(0, objects - 1)))
+    with pytest.raises(ValidationError) as info:
+        CacheGroupsConfig.model_validate_json(twice.encode())
+    assert [e["type"] for e in info.value.errors()] == ["duplicate_key"]
+
+
+def test_colons_inside_names_take_the_slow_path_and_pass() -> None:
+    spec = FullAttentionSpec(page_size=16, num_kv_heads=1, head_size=64, dtype="fp16")
+    config = CacheGroupsConfig(
+        num_pages=8,
+        kv_cache_groups=[CacheGroupSpec(kv_cache_spec=spec, layer_names=["enc:0", "dec:0"])],
+    )
+    text = config.model_dump_json()
+    assert text.count(":") > _keys_read(config)
+    assert CacheGroupsConfig.model_validate_json(text) == config

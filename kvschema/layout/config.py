@@ -107,6 +107,24 @@ def _fields_set(config: CacheGroupsConfig) -> set[str]:
     return found
 
 
+def _keys_read(config: CacheGroupsConfig) -> int:
+    """How many keys the JSON objects of a validated config held, each key counted once
+    (pydantic keeps the last of two equal keys): the fields each model was given, and the
+    entries of its mappings.  Never more than the document's keys."""
+    keys = len(config.model_fields_set)
+    if config.parallelism is not None:
+        keys += len(config.parallelism.model_fields_set)
+    for group in config.kv_cache_groups:
+        spec = group.kv_cache_spec
+        keys += (
+            len(group.model_fields_set) + len(group.kv_sharing or ()) + len(spec.model_fields_set)
+        )
+        if isinstance(spec, UniformTypeSpec):
+            members = spec.kv_cache_specs
+            keys += len(members) + sum(len(m.model_fields_set) for m in members.values())
+    return keys
+
+
 class CacheGroupsConfig(BaseModel):
     """A model's whole KV-cache layout: its groups and the page count they share.
 
@@ -159,8 +177,17 @@ class CacheGroupsConfig(BaseModel):
 
         A key twice in one object is refused (``duplicate_key``), as the command line does.
         """
-        refuse_duplicate_keys(json_data, cls.__name__)
-        return super().model_validate_json(json_data, **_one_name_set(kwargs))
+        try:
+            config = super().model_validate_json(json_data, **_one_name_set(kwargs))
+        except ValidationError:
+            refuse_duplicate_keys(json_data, cls.__name__)  # that error first, as ever
+            raise
+        # Every key of a JSON object is followed by one ':', so a text with no more ':' than
+        # the keys the models read holds no key twice; only one with more is parsed again.
+        colons = json_data.count(":") if isinstance(json_data, str) else json_data.count(b":")
+        if colons != _keys_read(config):
+            refuse_duplicate_keys(json_data, cls.__name__)
+        return config
 
     @property
     def content_version(self) -> int:

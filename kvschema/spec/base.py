@@ -253,8 +253,14 @@ class _SpecBase(BaseModel):
         page_given = "given_page_size_bytes" in fields_set
         if not (type_given or page_given):
             return self
-        # checked once: an instance handed to another model runs this validator again
+        # Checked once: an instance handed to another model runs this validator again.  The
+        # fields set name the values by their document keys instead, so it still counts
+        # every key the document gave (see CacheGroupsConfig.model_validate_json).
         fields_set.difference_update(("given_type_id", "given_page_size_bytes"))
+        if type_given:
+            fields_set.add("type_id")
+        if page_given:
+            fields_set.add("page_size_bytes")
         fields = self.__dict__
         given_type, given_page = fields["given_type_id"], fields["given_page_size_bytes"]
         fields["given_type_id"] = fields["given_page_size_bytes"] = None
