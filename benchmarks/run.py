@@ -55,6 +55,7 @@ def _measure(module: str, tree: Path) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), str(HERE)])}
     done = subprocess.run(
         [sys.executable, str(HERE / f"{module}.py"), "--measure"],
+        cwd=tree,  # `python -c` children put the working directory first on sys.path
         env=env,
         capture_output=True,
         text=True,

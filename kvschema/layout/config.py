@@ -135,7 +135,7 @@ class CacheGroupsConfig(BaseModel):
     True
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: Annotated[int, Strict(), Ge(1)] = Field(
         default=SCHEMA_VERSION,

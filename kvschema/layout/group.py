@@ -62,7 +62,7 @@ class CacheGroupSpec(BaseModel):
     'sliding_window_1024_16_65536'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kv_cache_spec: CacheSpec = Field(description="The spec every layer of the group shares.")
     layer_names: (

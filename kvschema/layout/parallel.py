@@ -37,7 +37,7 @@ class Parallelism(BaseModel):
     ...
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     tensor_parallel_size: PositiveInt = Field(
         default=1, description="Ranks the attention heads (and state) are split over."

@@ -155,6 +155,9 @@ class _SpecBase(BaseModel):
     """
 
     model_config = ConfigDict(
+        # a kind's validator is built on its first use: validating a config builds the
+        # config's alone (the specs' schemas inside it), not one per spec class at import
+        defer_build=True,
         frozen=True,
         extra="forbid",
         json_schema_extra=_add_derived_properties,
