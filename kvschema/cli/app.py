@@ -267,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     _hf_options(layers)
     layers.set_defaults(handler=run_command.cmd_layers)
 
+    models = commands.add_parser(
+        "models",
+        help="list the model families --hf-config reads, and how",
+        description="Every model family kvschema sizes from a config.json: its model types, "
+        "the vLLM 0.33 architectures it serves, and the rule each layer is read by.",
+    )
+    models.add_argument("-o", "--output", choices=["text", "markdown"], default="text")
+    models.set_defaults(handler=run_command.cmd_models)
+
     diff = commands.add_parser(
         "diff",
         help="check that one layout's pages can move to another's",
