@@ -119,6 +119,8 @@ _BACKEND_TYPES: dict[str, readers.Pattern] = {
 
 _GPT2 = {"num_hidden_layers": "n_layer", "num_attention_heads": "n_head", "hidden_size": "n_embd"}
 _DBRX = {"num_hidden_layers": "n_layers"}
+# vLLM's RWConfig (legacy Falcon, transformers_utils/configs/falcon.py) names these so
+_RW = {"num_hidden_layers": "n_layer", "num_attention_heads": "n_head", "num_kv_heads": "n_head_kv"}
 _PER_LAYER = "full attention; sliding where `layer_types` says so"
 _GLOBAL = "full attention (every layer windowed when `sliding_window` is set and `layer_types` is absent or all sliding)"
 
@@ -162,7 +164,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("OLMo 3 / CWM / Kolibri / VaultGemma / SmolLM3", ("olmo3", "cwm", "kolibri1", "vaultgemma", "smollm3"), ("Olmo3ForCausalLM", "CwmForCausalLM", "Kolibri1ForCausalLM", "VaultGemmaForCausalLM", "SmolLM3ForCausalLM"), attention(generate=lambda f, n: _BACKEND_TYPES[f.model_type](f, n)), "`layer_types`, else their config classes' patterns (Transformers backend)"),
     Family("gpt-oss", ("gpt_oss",), ("GptOssForCausalLM",), readers.gpt_oss, "even layers a window of `sliding_window`, odd layers full"),
     Family("Llama 4", ("llama4_text",), ("Llama4ForCausalLM",), readers.llama4, "chunked local attention (`attention_chunk_size`) on the RoPE layers, full on every `no_rope_layer_interval`-th"),
-    Family("Falcon", ("falcon", "RefinedWeb", "RefinedWebModel"), ("FalconForCausalLM",), readers.falcon, "`num_kv_heads` with `new_decoder_architecture`, 1 with `multi_query`, else one per head; `hidden_size // heads`"),
+    Family("Falcon", ("falcon", "RefinedWeb", "RefinedWebModel"), ("FalconForCausalLM",), readers.falcon, "`num_kv_heads` with `new_decoder_architecture`, 1 with `multi_query`, else one per head; `hidden_size // heads`", aliases=_RW),
     Family("MiMo-V2-Flash", ("mimo_v2_flash", "mimo_v2"), ("MiMoV2FlashForCausalLM", "MiMoV2ForCausalLM"), readers.mimo_v2, "`hybrid_layer_pattern` 1: a window of `sliding_window_size` with the `swa_*` heads; V heads of `v_head_dim`"),
     Family("HRM", ("hrm_text",), ("HrmTextForCausalLM",), readers.hrm, "one cache slot per stack layer and step: `num_layers_per_stack x H_cycles x (L_cycles + 1)`"),
     Family("MiniCPM3", ("minicpm3",), ("MiniCPM3ForCausalLM",), readers.minicpm3, "multi-head, K and zero-padded V of `qk_nope_head_dim + qk_rope_head_dim`"),

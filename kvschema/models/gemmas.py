@@ -5,11 +5,11 @@ A layer that shares another's KV cache holds none of its own: vLLM 0.33 builds i
 :func:`kvschema.planning.plan_cache` does the same with the map ``HFLayers.kv_sharing`` carries.
 
 >>> from kvschema.models.fields import Fields
->>> layers = gemma3n(Fields({"num_hidden_layers": 10, "num_kv_shared_layers": 4,
+>>> layers = gemma3n(Fields({"num_hidden_layers": 10, "num_kv_shared_layers": 5,
 ...     "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 256,
 ...     "sliding_window": 512}, "gemma3n_text"))
->>> [layer.shares for layer in layers][-4:]
-[4, 4, 4, 5]
+>>> [layer.shares for layer in layers][-5:]
+[3, 3, 3, 3, 4]
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def gemma3n(fields: Fields) -> list[Layer]:
     """Gemma 3n (``gemma3n.py``, ``Gemma3nAttention``): every 5th layer full, the rest sliding
     (``configuration_gemma3n.py``); the last ``num_kv_shared_layers`` layers keep no cache and
     read layer ``first - 2`` when sliding, ``first - 1`` when full (vLLM's rule, written for the
-    4:1 pattern; for the released configs it is transformers' "last layer of the same type").
+    4:1 pattern; for the released configs it is transformers' "last layer of the same type"; a
+    config where it would point a layer at one of the other type is refused).
 
     >>> layers = gemma3n(Fields({"num_hidden_layers": 35, "num_kv_shared_layers": 15,
     ...     "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 256,
@@ -83,11 +84,12 @@ def gemma3n(fields: Fields) -> list[Layer]:
         target = None
         if index >= first:
             target = first - (2 if sliding else 1)
-            if target < 0:
+            if target < 0 or types[target] != kind:
                 raise fields.error(
-                    f"num_kv_shared_layers {count - first} leaves layer {index} no earlier layer "
-                    "to share (vLLM reads layer num_hidden_layers - num_kv_shared_layers - "
-                    f"{2 if sliding else 1})",
+                    f"layer {index} ({kind}) would read layer {target}'s KV: vLLM's rule "
+                    "(num_hidden_layers - num_kv_shared_layers - 2 for a sliding layer, - 1 for "
+                    "a full one) assumes the released 4:1 pattern, which num_kv_shared_layers "
+                    f"{count - first} and these layer types do not fit",
                     field="num_kv_shared_layers",
                 )
         layers.append(one(cache, shares=target))

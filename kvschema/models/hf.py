@@ -34,7 +34,7 @@ from kvschema.models.layers import (
     window_of,
     windows,
 )
-from kvschema.models.refusals import not_a_decoder, refusal_for
+from kvschema.models.refusals import ENCODERS, not_a_decoder, refusal_for
 from kvschema.models.states import state_spec
 from kvschema.spec.attention import MLA_CACHE_FORMATS
 from kvschema.spec.dtypes import canonical_dtype
@@ -312,6 +312,10 @@ def _records(
     refused = refusal_for(archs, top_type if isinstance(top_type, str) else "")
     if refused is not None:
         raise HFConfigError(refused, model_type=top_type)
+    if isinstance(top_type, str):
+        reason = not_a_decoder(top, top_type) if top_type in ENCODERS else None
+        if reason is not None:  # a dual encoder (CLIP, SigLIP) holds a text tower, not a decoder
+            raise HFConfigError(reason, model_type=top_type)
     text, model_type, outer = _text_config(top)
     refused = refusal_for([], model_type)
     if refused is not None:

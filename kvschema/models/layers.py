@@ -116,7 +116,7 @@ def gqa(
     KV heads: ``kv`` (absent or null: the attention heads, as the config classes fill it in);
     head size: ``head_dim`` when set (``head_dim="config"``, vLLM's ``head_dim or hidden //
     heads``), else — or always, for modules that ignore ``head_dim`` (``head_dim="hidden"``) —
-    ``hidden_size // num_attention_heads``, which must divide evenly.
+    ``hidden_size // num_attention_heads``, floored as the modules floor it.
 
     >>> gqa(Fields({"num_attention_heads": 32, "num_key_value_heads": 8, "hidden_size": 4096,
     ...             "head_dim": 64}, "qwen2"), head_dim="hidden")
@@ -127,12 +127,12 @@ def gqa(
     size = fields.optional_int("head_dim") if head_dim == "config" else None
     if size is None:
         width = fields.int(hidden)
-        if width % count:
+        size = width // count  # floored, as vLLM's modules and transformers' modeling floor it
+        if size == 0:
             raise fields.error(
-                f"no head_dim, and {hidden} {width} is no multiple of {heads} {count}",
+                f"no head_dim, and {hidden} {width} over {heads} {count} leaves no head size",
                 field=hidden,
             )
-        size = width // count
     return kv_heads, size
 
 

@@ -126,8 +126,8 @@ def kimi_linear(fields: Fields) -> list[Layer]:
     ``kda_state(num_heads, head_dim, short_conv_kernel_size)`` of ``linear_attn_config``.
 
     >>> layers = kimi_linear(Fields({"num_hidden_layers": 2, "kv_lora_rank": 512,
-    ...     "qk_rope_head_dim": 64, "linear_attn_config": {"kda_layers": [1],
-    ...     "num_heads": 32, "head_dim": 128, "short_conv_kernel_size": 4}}, "kimi_linear"))
+    ...     "qk_rope_head_dim": 64, "mla_use_nope": True, "linear_attn_config": {
+    ...     "kda_layers": [1], "full_attn_layers": [2], "num_heads": 32, "head_dim": 128, "short_conv_kernel_size": 4}}, "kimi_linear"))
     >>> [c.mixer if hasattr(c, "mixer") else c.kind for layer in layers for _, c in layer.caches]
     ['kda', 'mla']
     """
@@ -137,7 +137,9 @@ def kimi_linear(fields: Fields) -> list[Layer]:
     state = None
     if config is not None:
         linear = fields.sub("linear_attn_config")
-        kda = set(linear.ints("kda_layers", minimum=1)) if linear.get("kda_layers") else set()
+        # vLLM's KimiLinearConfig asserts both lists (transformers_utils/configs/kimi_linear.py)
+        kda = set(linear.ints("kda_layers", minimum=1))
+        linear.ints("full_attn_layers", minimum=1)
         state = State(
             "kda",
             (
@@ -145,6 +147,13 @@ def kimi_linear(fields: Fields) -> list[Layer]:
                 ("head_dim", linear.int("head_dim")),
                 ("conv_kernel", linear.int("short_conv_kernel_size")),
             ),
+        )
+    if any(i + 1 not in kda for i in range(count)) and not fields.flag("mla_use_nope", False):
+        # the MLA branch asserts mla_use_nope (vllm/models/kimi_k3/nvidia/model.py)
+        raise fields.error(
+            "mla_use_nope is not true: vLLM 0.33's Kimi-Linear MLA layers are NoPE-only and "
+            "assert it",
+            field="mla_use_nope",
         )
     latent = Attention("mla", kv_heads=1, head_size=_latent(fields), sharded=False)
     return [one(state) if state is not None and i + 1 in kda else one(latent) for i in range(count)]

@@ -227,7 +227,8 @@ def qwen3_moe(fields: Fields) -> list[Layer]:
 
 
 def _refuse_bidirectional(fields: Fields) -> None:
-    if fields.get("use_bidirectional_attention") == "all" or fields.get("is_causal") is False:
+    mode = fields.get("use_bidirectional_attention")
+    if mode is True or mode == "all" or fields.get("is_causal") is False:
         raise fields.error(
             "bidirectional attention (use_bidirectional_attention 'all' / is_causal false): an "
             "encoder, which vLLM serves without a KV cache",
