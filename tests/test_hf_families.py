@@ -431,3 +431,10 @@ def test_kvschema_models_lists_the_catalog(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     for family in FAMILIES:
         assert family.name in out
+
+
+@pytest.mark.parametrize("kind", [[], {"a": 1}, 3])
+def test_a_rope_type_that_is_no_name_is_no_type_error(kind: Any) -> None:
+    """Found by mutating the fixtures: vLLM's length rule compared an unhashable rope type."""
+    config = {**fixture("deepseek-v2-lite"), "rope_scaling": {"type": kind, "factor": 2.0}}
+    assert len(read(config)) == 27

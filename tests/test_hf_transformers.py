@@ -100,7 +100,7 @@ def mamba2_shapes(
 
 def qwen_rule(cfg: Any, head: str) -> list[list[Row]]:
     """qwen2.py: Qwen2Model asserts max_window_layers == num_hidden_layers when layer types mix."""
-    if len(set(cfg.layer_types)) > 1:
+    if len(set(getattr(cfg, "layer_types", None) or [])) > 1:
         raise HFConfigError("mixed")
     return generic(cfg, head=head, per_layer=False)
 
@@ -314,11 +314,11 @@ def expected(model_type: str, cfg: Any) -> list[list[Row]]:
     if model_type == "longcat_flash":
         latent = ("mla", 1, cfg.kv_lora_rank + cfg.qk_rope_head_dim, None, None)
         return [[latent, latent]] * cfg.num_layers
-    if model_type in ("qwen2", "qwen2_5_omni_text"):
+    if model_type in ("qwen2", "qwen2_5_omni_text", "qwen2_vl_text", "qwen2_5_vl_text"):
         return qwen_rule(cfg, "hidden")
-    if model_type == "qwen3":
+    if model_type in ("qwen3", "qwen3_vl_text"):
         return qwen_rule(cfg, "config")
-    if model_type == "qwen3_moe" or model_type == "qwen3_omni_moe_text":
+    if model_type in ("qwen3_moe", "qwen3_omni_moe_text", "qwen3_vl_moe_text"):
         return generic(cfg, per_layer=False)
     if model_type in ("cohere2", "cohere2_moe"):
         return generic(cfg, offset=1)
@@ -381,6 +381,14 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
         {"use_sliding_window": True, "max_window_layers": 21, "num_hidden_layers": 28},
     ],
     "qwen3": [{"use_sliding_window": True, "max_window_layers": 0}],
+    "qwen2_5_vl_text": [
+        {
+            "num_hidden_layers": 28,
+            "hidden_size": 3584,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+        }
+    ],
     "qwen2_moe": [{"use_sliding_window": True, "max_window_layers": 28}],
     "qwen3_moe": [
         {"use_sliding_window": True, "sliding_window": 4096},

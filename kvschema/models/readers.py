@@ -168,12 +168,11 @@ def qwen(*, head_dim: Literal["config", "hidden"]) -> Reader:
         use = fields.flag("use_sliding_window", False)
         window = window_of(fields) if use else None
         types = layer_types(fields, count)
-        if types is None:
+        if types is None and window is None:
+            types = ["full_attention"] * count
+        elif types is None:
             first = fields.int("max_window_layers", minimum=0)
-            types = [
-                "sliding_attention" if window is not None and i >= first else "full_attention"
-                for i in range(count)
-            ]
+            types = ["sliding_attention" if i >= first else "full_attention" for i in range(count)]
         _refuse_mixed(fields, types)
         found = windows(fields, count, layer_types=types, per_layer=False, offset=0, window=window)
         return [_attention(kv, head, w) for w in found]
