@@ -438,3 +438,13 @@ def test_a_rope_type_that_is_no_name_is_no_type_error(kind: Any) -> None:
     """Found by mutating the fixtures: vLLM's length rule compared an unhashable rope type."""
     config = {**fixture("deepseek-v2-lite"), "rope_scaling": {"type": kind, "factor": 2.0}}
     assert len(read(config)) == 27
+
+
+def test_the_architecture_picks_the_rule_as_vllm_picks_the_module() -> None:
+    """A Qwen2 module ignores head_dim whatever model_type the config class is."""
+    config = {"num_hidden_layers": 2, "num_attention_heads": 32, "hidden_size": 4096}
+    llama = read({**config, "model_type": "llama", "head_dim": 64})
+    qwen = read(
+        {**config, "model_type": "llama", "head_dim": 64, "architectures": ["Qwen2ForCausalLM"]}
+    )
+    assert (llama["layer.0"].head_size, qwen["layer.0"].head_size) == (64, 128)

@@ -1,7 +1,8 @@
 """The families kvschema reads: model types, vLLM 0.33 architectures, and each one's rule.
 
 :data:`FAMILIES` is the one table: :func:`kvschema.models.hf.layers_from_hf_config` picks a
-family by the config's ``model_type`` (or, for remote-code models, its ``architectures``),
+family by a top-level config's ``architectures`` (vLLM picks the module by them), else by the
+language model's ``model_type``,
 ``kvschema models`` lists it, and ``docs/models.md``'s family table is :func:`families_markdown`.
 
 >>> family_for("qwen3_moe", []).name
@@ -197,19 +198,23 @@ _BY_TYPE = {t: f for f in FAMILIES for t in f.model_types}
 _BY_ARCH = {a: f for f in FAMILIES for a in f.architectures}
 
 
-def family_for(model_type: str, architectures: Sequence[str]) -> Family | None:
+def family_for(
+    model_type: str, architectures: Sequence[str], *, by_architecture: bool = False
+) -> Family | None:
     """The family of ``model_type``, else of the first architecture kvschema knows.
+
+    ``by_architecture`` asks the architectures first, as vLLM picks a model's module by them
+    (a config's ``model_type`` names the config class; its ``architectures`` the module).
 
     >>> family_for("nemotron_h", []).name, family_for("who_knows", []) is None
     ('Nemotron-H', True)
+    >>> family_for("llama", ["Qwen2ForCausalLM"], by_architecture=True).name
+    'Qwen2 / Qwen2.5'
     """
-    found = _BY_TYPE.get(model_type)
-    if found is not None:
-        return found
-    for name in architectures:
-        if name in _BY_ARCH:
-            return _BY_ARCH[name]
-    return None
+    by_arch = next((_BY_ARCH[name] for name in architectures if name in _BY_ARCH), None)
+    if by_architecture and by_arch is not None:
+        return by_arch
+    return _BY_TYPE.get(model_type) or by_arch
 
 
 def families_markdown() -> str:

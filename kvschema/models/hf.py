@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import json
-import stat
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +22,7 @@ from kvschema.models.catalog import FAMILIES, Family, family_for
 from kvschema.models.context import ModelLength, model_length
 from kvschema.models.defaults import FAMILY_DEFAULTS
 from kvschema.models.fields import Fields, HFConfigError
+from kvschema.models.files import MAX_CONFIG_BYTES, read_config
 from kvschema.models.layers import (
     Attention,
     Layer,
@@ -54,10 +53,6 @@ __all__ = [
     "layers_from_hf_config",
     "mask_details_from_hf_config",
 ]
-
-#: The largest ``config.json`` kvschema reads (a weights shard passed by mistake is refused
-#: after one ``stat``, never read whole).
-MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 # Fields that make "plain full attention" a guess for an unknown model type.
 _AMBIGUOUS = (
@@ -170,54 +165,6 @@ class HFLayers(dict[str, CacheSpec]):
         )
 
 
-def _read_file(path: Path) -> dict[str, Any]:
-    """A config file, stat'ed first: a regular file of at most :data:`MAX_CONFIG_BYTES`."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise HFConfigError(f"{path}: no such file", path=str(path)) from None
-    except OSError as err:
-        raise HFConfigError(f"{path}: cannot read: {err.strerror or err}", path=str(path)) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise HFConfigError(
-            f"{path}: not a regular file (a FIFO, device or socket is not read)", path=str(path)
-        )
-    too_big = (
-        f"{path}: {{}} bytes, more than a config.json holds ({MAX_CONFIG_BYTES:,}); a weights file?"
-    )
-    if info.st_size > MAX_CONFIG_BYTES:
-        raise HFConfigError(too_big.format(f"{info.st_size:,}"), path=str(path))
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise HFConfigError(too_big.format(f"over {MAX_CONFIG_BYTES:,}"), path=str(path))
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise HFConfigError(f"{path}: cannot read: {err}", path=str(path)) from None
-    try:  # real files hold Infinity / NaN, which Python's reader takes
-        data = json.loads(text)
-    except (ValueError, RecursionError) as err:
-        raise HFConfigError(f"{path}: not JSON: {err}", path=str(path)) from None
-    if not isinstance(data, dict):
-        raise HFConfigError(f"{path}: a config.json holds an object, got {type(data).__name__}")
-    return data
-
-
-def _read(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
-    if isinstance(config, Mapping):
-        return dict(config)
-    if not isinstance(config, (str, Path)):
-        raise HFConfigError(
-            f"config must be a dict, a path to config.json or a folder holding one, "
-            f"got {type(config).__name__}"
-        )
-    path = Path(config)
-    if path.is_dir():
-        path = path / "config.json"
-    return _read_file(path)
-
-
 def _text_config(top: dict[str, Any]) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
     """The language model's config (vLLM's ``get_hf_text_config``), its model_type, and the
     configs around it (for the dtype): Qwen-Omni's ``thinker_config.text_config``, else the
@@ -326,7 +273,11 @@ def _records(
             "with no KV cache",
             model_type=model_type,
         )
-    family = _ASSISTANTS.get(str(top_type)) or family_for(model_type, archs)
+    # vLLM picks the module by the architecture a top-level config names; a multimodal
+    # config's architecture is the wrapper's, so its language model goes by model_type
+    family = _ASSISTANTS.get(str(top_type)) or family_for(
+        model_type, archs, by_architecture=text is top
+    )
     if family is None:
         reason = not_a_decoder(text, model_type)
         if reason is not None:
@@ -405,7 +356,7 @@ def layers_from_hf_config(
     """
     page = positive_int_arg("page_size", page_size)
     tp = positive_int_arg("tensor_parallel_size", tensor_parallel_size)
-    top = _read(config)
+    top = read_config(config)
     records, model_type, text, outer, family = _records(top)
     model_dtype = _model_dtype([text, *outer])
     mla_format = kv_cache_dtype if kv_cache_dtype in MLA_CACHE_FORMATS else None
@@ -477,7 +428,7 @@ def mask_details_from_hf_config(config: Mapping[str, Any] | str | Path) -> dict[
     >>> [(d.mask_type.name, d.size) for d in details.values()]
     [('SLIDING', 4096), ('FULL', None), ('SLIDING', 4096), ('FULL', None)]
     """
-    records, model_type, _, _, _ = _records(_read(config))
+    records, model_type, _, _, _ = _records(read_config(config))
     states = sorted({c.mixer for r in records for _, c in r.caches if isinstance(c, State)})
     if states:
         raise HFConfigError(
