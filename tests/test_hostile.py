@@ -358,12 +358,12 @@ def test_every_reader_has_a_size_cap_and_refuses_devices(tmp_path: Path) -> None
     from kvschema.exchange.schema import check_schemas, write_schemas
     from kvschema.hf import layers_from_hf_config
 
-    with pytest.raises(KVSchemaError, match="not a regular file or a pipe"):
+    with pytest.raises(KVSchemaError, match="not a regular file"):
         layers_from_hf_config("/dev/zero")
     big = tmp_path / "config.json"
     with big.open("wb") as handle:
         handle.truncate(16 * 1024 * 1024 + 1)  # sparse: no disk used
-    with pytest.raises(KVSchemaError, match="larger than 16777216"):
+    with pytest.raises(KVSchemaError, match="more than a config.json holds"):
         layers_from_hf_config(str(big))
     write_schemas(tmp_path / "schemas")
     first = sorted((tmp_path / "schemas").iterdir())[0]

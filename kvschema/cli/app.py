@@ -292,6 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     layers.set_defaults(handler=run_command.cmd_layers)
 
     _add_fit(commands)
+    models = commands.add_parser(
+        "models",
+        help="list the model families --hf-config reads, and how",
+        description="Every model family kvschema sizes from a config.json: its model types, "
+        "the vLLM 0.33 architectures it serves, and the rule each layer is read by.",
+    )
+    models.add_argument("-o", "--output", choices=["text", "markdown"], default="text")
+    models.set_defaults(handler=run_command.cmd_models)
 
     diff = commands.add_parser(
         "diff",

@@ -314,9 +314,18 @@ def cmd_layers(args: argparse.Namespace) -> int:
             "no_cache": list(layers.no_cache),
             "layers": {name: spec.model_dump(mode="json") for name, spec in layers.items()},
         }
+        if layers.kv_sharing:  # layers that read another's KV cache (Gemma 3n / 4)
+            document["kv_sharing"] = layers.kv_sharing
         print(json.dumps(document, indent=2))
     else:
         print(layers_table(layers, args.tp))
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from kvschema.models.catalog import families_markdown, models_listing
+
+    print(families_markdown() if args.output == "markdown" else models_listing())
     return EXIT_OK
 
 

@@ -132,10 +132,14 @@ def layers_table(layers: HFLayers, tensor_parallel_size: int = 1) -> str:
     """A model's layers as people read them: one row per layer, then the per-token totals."""
     rows = [["layer", "kind", "spec (one rank)", "page", "bytes/token"]]
     no_cache = set(layers.no_cache)
+    sharing = getattr(layers, "kv_sharing", {})
     count = len({name.split(".")[1] for name in layers.layer_names})  # decoder layers
     for name in layers.layer_names:
         if name in no_cache:
             rows.append([name, "none", "no cache (MLP / MoE block)", "", ""])
+            continue
+        if name in sharing:
+            rows.append([name, "shared", f"reads {sharing[name]}'s KV cache", "", "0"])
             continue
         spec = layers[name]
         per_token = (
@@ -157,4 +161,8 @@ def layers_table(layers: HFLayers, tensor_parallel_size: int = 1) -> str:
         lines.append(f"state per request    {state} ({human_bytes(state)})")
     if no_cache:
         lines.append(f"without a cache      {len(no_cache)} layer(s)")
+    if sharing:
+        lines.append(f"sharing a KV cache   {len(sharing)} layer(s)")
+    for note in getattr(layers, "notes", ()):
+        lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -24,7 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from kvschema.models.families import HFConfigError, family_of, layer_kinds
+from kvschema.models.families import HFConfigError
+from kvschema.models.kinds import family_of, layer_kinds
 from kvschema.models.quant import QuantScheme, linear_bytes, parse_quantization
 from kvschema.models.split import Place, Split, WeightPart
 
@@ -418,7 +419,7 @@ def count_parameters(config: dict[str, Any], *, text_only: bool = False) -> Coun
     >>> count_parameters({"model_type": "falcon"})
     Traceback (most recent call last):
     ...
-    kvschema.models.families.HFConfigError: no parameter count for model_type 'falcon'; counted families: cohere2, deepseek_v2, deepseek_v3, gemma2, gemma3_text, gpt_oss, jamba, llama, llama4_text, minimax_m2, mistral, mixtral, nemotron_h, olmo2, phi3, qwen2, qwen3, qwen3_next; pass the weight bytes or the checkpoint's files
+    kvschema.models.fields.HFConfigError: no parameter count for model_type 'falcon'; counted families: cohere2, deepseek_v2, deepseek_v3, gemma2, gemma3_text, gpt_oss, jamba, llama, llama4_text, minimax_m2, mistral, mixtral, nemotron_h, olmo2, phi3, qwen2, qwen3, qwen3_next; pass the weight bytes or the checkpoint's files
     """
     cfg, model_type, notes = _resolve(config, text_only)
     family = family_of(model_type)
