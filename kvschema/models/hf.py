@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kvschema._args import positive_int_arg
+from kvschema._args import did_you_mean, positive_int_arg
 from kvschema._reading import MAX_BYTES, FileReadError, read_capped
 from kvschema.errors import DTypeError, KVSchemaError, KVSchemaWarning
 from kvschema.layout.masks import AttnMaskType, MaskDetail
@@ -208,13 +208,14 @@ def _kinds(config: dict[str, Any], model_type: str) -> list[str]:
     ):
         why = f" (it has {', '.join(ambiguous)})" if ambiguous else ""
         raise HFConfigError(
-            f"model_type {model_type!r} is not a family kvschema knows{why}; supported: "
-            f"{', '.join(SUPPORTED)}",
+            f"model_type {model_type!r} is not a family kvschema knows{why}"
+            f"{did_you_mean(model_type, SUPPORTED)}; supported: {', '.join(SUPPORTED)}",
             model_type=model_type,
         )
     warnings.warn(
         f"model_type {model_type!r} is unknown: reading it as plain full attention from "
-        "num_attention_heads, num_key_value_heads and head_dim (or hidden_size)",
+        "num_attention_heads, num_key_value_heads and head_dim (or hidden_size)"
+        f"{did_you_mean(model_type, SUPPORTED)}",
         KVSchemaWarning,
         stacklevel=3,
     )
