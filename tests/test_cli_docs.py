@@ -113,3 +113,47 @@ def test_every_example_parses_and_names_files_that_exist(command: str) -> None:
         for word in words:
             if word.endswith((".yaml", ".json", ".toml")) and word != "plan.json":
                 assert (ROOT / word).is_file(), word
+
+
+# -- install docs that work on a fresh machine -----------------------------------------------
+
+INSTALL_PAGES = [ROOT / "README.md", ROOT / "docs" / "index.md"]
+
+
+def _shell_blocks(page: Path) -> list[str]:
+    return re.findall(r"^```(?:bash|sh|shell)\n(.*?)^```$", page.read_text(), re.S | re.M)
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+def test_no_page_installs_from_pypi(page: Path) -> None:
+    """kvschema is not published: every install names a clone (``.``) or a built wheel."""
+    text = page.read_text()
+    for match in re.finditer(r"pip install\s+(?:-\S+\s+)*(['\"]?)([^\s'\"`]+)", text):
+        target = match.group(2)
+        before = text[max(0, match.start() - 40) : match.start()]
+        if "not published" in before or "finds nothing" in text[match.end() : match.end() + 20]:
+            continue  # the sentence that says pip install kvschema does not work
+        assert target.startswith((".", "dist/", "kvschema-")), f"{page.name}: {match.group(0)}"
+
+
+@pytest.mark.parametrize("page", INSTALL_PAGES, ids=lambda p: p.name)
+def test_install_docs_say_the_python_floor_and_how(page: Path) -> None:
+    floor = re.search(r'requires-python = ">=(\d+\.\d+)"', (ROOT / "pyproject.toml").read_text())
+    assert floor is not None
+    text = page.read_text()
+    assert f"Python {floor.group(1)} or newer" in text
+    assert "pip wheel . --no-deps -w dist" in text
+    assert "npm ci --prefix tests/js" in text
+    assert "not published on PyPI" in text
+
+
+def test_the_pre_commit_rev_is_honest_and_the_version_is_the_changelogs() -> None:
+    from kvschema import __version__
+
+    rev = re.search(r"^\s+rev: (\S+)", CLI_DOC.read_text(), re.M)
+    assert rev is not None
+    # a commit sha placeholder (40 hex digits) or the tag of this version, never another
+    assert re.fullmatch(r"[0-9a-f]{40}", rev.group(1)) or rev.group(1) == f"v{__version__}"
+    assert f"v{__version__}" in CLI_DOC.read_text()  # the tag it will be, named
+    first = re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert first is not None and first.group(1) == __version__
