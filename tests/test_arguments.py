@@ -450,3 +450,15 @@ def test_a_plan_always_revalidates_and_stays_exact(arguments: dict[str, Any]) ->
     config_text = plan.config.model_dump_json()
     assert CacheGroupsConfig.model_validate_json(config_text) == plan.config
     assert math.isfinite(plan.max_concurrency or 0.0)
+
+
+def test_jax_dtypes_of_unknown_kinds_are_dtype_errors() -> None:
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+    unknown = [jnp.complex64, jax.dtypes.float0, jnp.dtype("int4"), jax.random.key(0).dtype]
+    for dtype in unknown:
+        with pytest.raises(DTypeError):
+            kvschema.canonical_dtype(dtype)
+        with pytest.raises(ValueError, match="dtype"):
+            FullAttentionSpec(page_size=16, num_kv_heads=1, head_size=8, dtype=dtype)
+    assert kvschema.canonical_dtype(jnp.bfloat16) == "bfloat16"
