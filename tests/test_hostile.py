@@ -677,7 +677,7 @@ def test_toml_errors_carry_line_and_column(
         f"{path}:21:1: $.kv_cache_groups[1].kv_cache_spec.num_kv_heads: Input should be greater "
         "than or equal to 1, got 0 [greater_than_equal]",
         f"{path}:19:1: $.kv_cache_groups[1].kv_cache_spec.window: Extra inputs are not "
-        "permitted, got 3 [extra_forbidden]",
+        "permitted, got 3; did you mean 'sliding_window'? [extra_forbidden]",
     ]
     code, out, _ = run(capsys, "validate", "-q", "--format", "toml", str(EXAMPLES / "missing.toml"))
     assert code == 2

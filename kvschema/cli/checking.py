@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from kvschema.cli.document import quote
 from kvschema.cli.loaders import Document
+from kvschema.cli.suggest import field_suggestion
 from kvschema.errors import KVSchemaError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
 from kvschema.layout.layer_map import LayerMap, is_wrapped_layer_map
@@ -181,6 +182,17 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _parent(data: Any, path: tuple[Any, ...]) -> Any:
+    """The mapping or list that holds the value at ``path`` in ``data`` (None when none does)."""
+    node = data
+    for part in path[:-1]:
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_list or (isinstance(node, dict) and part in node)):
+            return None
+        node = node[part]
+    return node
+
+
 def _message(error: Any) -> str:
     message: str = error["msg"]
     value = error.get("input")
@@ -258,13 +270,17 @@ def read_document(
             loc = tuple(error["loc"])
             if flat and loc[:1] == ("layers",):  # a flat map is read as {"layers": map}
                 loc = loc[1:]
-            path = (*base, *_data_path(data, loc))
+            inner = _data_path(data, loc)
+            path = (*base, *inner)
             position = document.position(path)
+            message = _message(error)
+            if error["type"] == "extra_forbidden":  # a misspelt field: name the closest known
+                message += field_suggestion(_parent(data, inner), inner, found)
             issues.append(
                 Issue(
                     index,
                     format_path(path),
-                    _message(error),
+                    message,
                     error["type"],
                     *(position or (None, None)),
                 )

@@ -225,11 +225,13 @@ def _plan_layout(data: Any) -> str | None:
 
 def _read_one(
     name: str,
-    kind: str,
+    kind: str | None,
     args: argparse.Namespace,
     section: Callable[[Any], str | None] | None = None,
 ) -> tuple[int, Any]:
-    """Load and validate the one document of ``name`` as ``kind``; print errors on failure.
+    """Load and validate the one document of ``name`` as ``kind`` (None: as recognised).
+
+    Errors are printed on failure.
 
     ``--path`` selects a section; without it, ``section`` may pick one from the data.
     """
@@ -267,10 +269,12 @@ def _read_one(
 def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
     """The per-rank layers of ``--hf-config``: paged as vLLM pages them, unless planned for
     EasyDeL's per-layer pool (``--strategy per_layer``), which keeps the plain pages."""
+    from kvschema.cli.options import apply_hf_defaults
     from kvschema.errors import KVSchemaError, KVSchemaWarning
     from kvschema.models.hf import layers_from_hf_config
     from kvschema.planning.engine import DEFAULT_BLOCK_SIZE, vllm_layers_from_hf_config
 
+    apply_hf_defaults(args)  # the parser leaves them None, so plan can refuse them given
     common = {
         "kv_cache_dtype": args.kv_cache_dtype,
         "tensor_parallel_size": args.tp or 1,
@@ -330,10 +334,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from kvschema.cli.options import plan_options_refused
     from kvschema.cli.tables import plan_table
     from kvschema.errors import KVSchemaError
     from kvschema.planning.planner import plan_cache
 
+    if plan_options_refused(args):  # an option that would be ignored is refused instead
+        return _refuse(args, "plan", plan_options_refused(args), "usage", EXIT_USAGE)
     if args.hf_config is None and args.max_model_len is None:
         message = (
             "--max-model-len is required with --layers and --groups "
@@ -388,17 +395,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    from kvschema.cli.options import diff_tensor_parallel
     from kvschema.errors import KVSchemaError
     from kvschema.exchange.compat import check_compatible
 
     configs = []
-    for name in (args.a, args.b):
-        code, config = _read_one(name, "config", args)
+    for name in (args.a, args.b):  # a layout, what plan -o json writes, or --path's section
+        code, config = _read_one(name, "config", args, section=_plan_layout)
         if code != EXIT_OK:
             return EXIT_USAGE
         configs.append(config)
+    refused, tp_a, tp_b = diff_tensor_parallel(args, configs)
+    if refused:
+        return _refuse(args, "diff", refused, "usage", EXIT_USAGE)
     try:
-        report = check_compatible(configs[0], configs[1], tp_a=args.tp_a, tp_b=args.tp_b)
+        report = check_compatible(configs[0], configs[1], tp_a=tp_a, tp_b=tp_b)
     except KVSchemaError as err:
         return _refuse(args, "diff", err.message, err.error_type, EXIT_USAGE)
     if args.output == "json":

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kvschema._args import positive_int_arg
+from kvschema._args import did_you_mean, positive_int_arg
 from kvschema.errors import DTypeError, KVSchemaError, KVSchemaWarning
 from kvschema.layout.masks import AttnMaskType, MaskDetail
 from kvschema.layout.parallel import Parallelism
@@ -219,18 +219,20 @@ def _unknown(text: dict[str, Any], model_type: str) -> list[Layer]:
     # reads it (per-layer windows), with the window it names
     skip = ("layer_types", "sliding_window") if listed else ()
     ambiguous = [f for f in _AMBIGUOUS if text.get(f) is not None and f not in skip]
+    known = sorted({t for f in FAMILIES for t in f.model_types})
     if not isinstance(text.get("num_attention_heads"), int) or ambiguous:
         why = f" (it has {', '.join(ambiguous)})" if ambiguous else ""
-        known = sorted({t for f in FAMILIES for t in f.model_types})
         raise HFConfigError(
-            f"model_type {model_type!r} is not a family kvschema knows{why}; supported: "
-            f"{', '.join(known)} (kvschema models lists them)",
+            f"model_type {model_type!r} is not a family kvschema knows{why}"
+            f"{did_you_mean(model_type, known)}; supported: {', '.join(known)} "
+            "(kvschema models lists them)",
             model_type=model_type,
         )
     if not listed:  # an explicit layer_types says what each layer is
         warnings.warn(
             f"model_type {model_type!r} is unknown: reading it as plain full attention from "
-            "num_attention_heads, num_key_value_heads and head_dim (or hidden_size)",
+            "num_attention_heads, num_key_value_heads and head_dim (or hidden_size)"
+            f"{did_you_mean(model_type, known)}",
             KVSchemaWarning,
             stacklevel=4,
         )
@@ -359,7 +361,11 @@ def layers_from_hf_config(
     top = read_config(config)
     records, model_type, text, outer, family = _records(top)
     model_dtype = _model_dtype([text, *outer])
-    mla_format = kv_cache_dtype if kv_cache_dtype in MLA_CACHE_FORMATS else None
+    mla_format = (
+        kv_cache_dtype
+        if isinstance(kv_cache_dtype, str) and kv_cache_dtype in MLA_CACHE_FORMATS
+        else None
+    )
     dtype = (
         model_dtype if kv_cache_dtype == "auto" or mla_format else canonical_dtype(kv_cache_dtype)
     )

@@ -20,6 +20,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kvschema.spec.attention import ChunkedLocalAttentionSpec, FullAttentionSpec, SlidingWindowSpec
 from kvschema.spec.base import GivenPageBytes, GivenTypeId, LayerName, _cdiv, _SpecBase
+from kvschema.spec.bounds import page_bytes_error
 
 __all__ = ["UniformTypeSpec", "family"]
 
@@ -98,6 +99,9 @@ class UniformTypeSpec(_SpecBase):
         errors = self._type_errors()
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
+        error = page_bytes_error(self.page_size_bytes)
+        if error is not None:
+            raise error
         return self
 
     def _consistent(self) -> bool:
