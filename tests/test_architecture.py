@@ -23,7 +23,36 @@ ROOMS: dict[str, set[str]] = {
     "models": {"errors", "_args", "spec", "layout"},
     "planning": {"errors", "_args", "spec", "layout", "models"},
     "exchange": {"errors", "_args", "spec", "layout"},
-    "cli": {"errors", "_args", "_version", "spec", "layout", "models", "planning", "exchange"},
+    # reading deploy documents (YAML, JSON, TOML with limits) and drawing plans: shared by the
+    # command line and the web app
+    "reading": {"errors", "_args", "spec", "layout"},
+    "render": {"errors", "_args", "spec", "layout", "models", "planning"},
+    # the web app (the serve extra): everything below, never the command line
+    "serve": {
+        "errors",
+        "_args",
+        "_version",
+        "spec",
+        "layout",
+        "models",
+        "planning",
+        "exchange",
+        "reading",
+        "render",
+    },
+    "cli": {
+        "errors",
+        "_args",
+        "_version",
+        "spec",
+        "layout",
+        "models",
+        "planning",
+        "exchange",
+        "reading",
+        "render",
+        "serve",
+    },
     # optional extras and the names kept for users: they read the rooms below
     "jax": {"errors", "spec", "layout"},
     "strategies": {"spec", "layout"},

@@ -150,7 +150,7 @@ def test_hf_import(config: Any) -> None:
     st.sampled_from([None, "yaml", "json", "toml"]),
 )
 def test_cli_loader(raw: bytes, fmt: Any) -> None:
-    from kvschema.cli.loaders import load_bytes
+    from kvschema.reading.loaders import load_bytes
 
     only_value_errors(lambda data: load_bytes(data, fmt), raw)
 

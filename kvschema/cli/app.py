@@ -30,7 +30,7 @@ def _positive(text: str) -> int:
 
 
 def _sizes(text: str) -> list[int]:
-    from kvschema.cli.units import parse_sizes
+    from kvschema.render.units import parse_sizes
     from kvschema.errors import KVSchemaError
 
     try:

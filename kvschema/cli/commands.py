@@ -44,80 +44,39 @@ class _Style:
 
 def _error_line(name: str, error: dict[str, Any], style: _Style) -> str:
     """``FILE:LINE:COL: [document N:] $.path: message [type]``."""
-    where = name
-    if error.get("line") is not None:
-        where += f":{error['line']}"
-        if error.get("column") is not None:
-            where += f":{error['column']}"
-    parts = [style(where + ":", "1")]
-    if error.get("document") is not None:
-        parts.append(f"document {error['document']}:")
-    if error.get("path") is not None and error["type"] != "load":
-        parts.append(f"{error['path']}:")
-    parts.append(f"{error['message']} {style('[' + error['type'] + ']', '31')}")
-    return " ".join(parts)
+    from kvschema.reading.report import error_line
+
+    return error_line(name, error, style)
 
 
 def _issue_dict(issue: Any, documents: int) -> dict[str, Any]:
-    return {
-        "document": issue.document if documents > 1 else None,
-        "path": issue.path,
-        "message": issue.message,
-        "type": issue.error_type,
-        "line": issue.line,
-        "column": issue.column,
-    }
+    from kvschema.reading.report import issue_dict
+
+    return issue_dict(issue, documents)
 
 
 def _check_file(name: str, args: argparse.Namespace, limits: Any) -> dict[str, Any]:
     """The report entry of one file: whether it is ok, its kinds and its errors (plain data)."""
-    from kvschema.cli.checking import check_document
-    from kvschema.cli.loaders import LoadError, load_file
+    from kvschema.reading.loaders import LoadError, load_file
+    from kvschema.reading.report import check_documents, load_error_dict
 
-    entry: dict[str, Any] = {"file": name, "ok": True, "documents": 0, "errors": []}
     try:
         documents = load_file(name, args.format, limits)
     except LoadError as err:
-        entry.update(ok=False, load_error=err.message)
-        entry["errors"].append(
-            {
-                "document": None,
-                "path": None,
-                "message": err.message,
-                "type": err.error_type,
-                "line": err.fields.get("line"),
-                "column": err.fields.get("column"),
-            }
-        )
-        return entry
-    entry["documents"] = len(documents)
-    if not documents:
-        entry["ok"] = False
-        entry["errors"].append(
-            {
-                "document": None,
-                "path": "$",
-                "message": "empty file: no document to check",
-                "type": "empty_document",
-                "line": None,
-                "column": None,
-            }
-        )
-    kinds = []
-    for document in documents:
-        kind, issues = check_document(document, args.kind, args.path)
-        kinds.append(kind)
-        for issue in issues:
-            entry["ok"] = False
-            entry["errors"].append(_issue_dict(issue, len(documents)))
-    entry["kinds"] = kinds
-    return entry
+        return {
+            "file": name,
+            "ok": False,
+            "documents": 0,
+            "errors": [load_error_dict(err)],
+            "load_error": err.message,
+        }
+    return {"file": name, **check_documents(documents, args.kind, args.path)}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import kvschema.cli.checking  # noqa: F401  (built here, before any fork, so workers share it)
+    import kvschema.reading.report  # noqa: F401  (built here, before any fork, so workers share it)
     from kvschema.cli.fanout import fan_out
-    from kvschema.cli.loaders import Limits, preload
+    from kvschema.reading.loaders import Limits, preload
 
     limits = Limits(max_bytes=args.max_bytes, max_depth=args.max_depth, max_values=args.max_values)
     style = _Style(sys.stdout)
@@ -193,8 +152,8 @@ def _read_one(
 
     ``--path`` selects a section; without it, ``section`` may pick one from the data.
     """
-    from kvschema.cli.checking import read_document
-    from kvschema.cli.loaders import LoadError, load_file
+    from kvschema.reading.checking import read_document
+    from kvschema.reading.loaders import LoadError, load_file
 
     style = _Style(sys.stderr)
     try:
@@ -313,7 +272,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"kvschema plan: {err.message} [{err.error_type}]", file=sys.stderr)
         return EXIT_INVALID
     if args.chart is not None:
-        from kvschema.cli.chart import plan_chart
+        from kvschema.render.chart import plan_chart
 
         source = args.hf_config or args.layers or args.groups
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kvschema.cli.units import human_bytes
+from kvschema.render.units import human_bytes
 from kvschema.models.hf import HFLayers
 from kvschema.planning.plan import CachePlan
 from kvschema.spec.union import MambaSpec

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from kvschema.cli.units import human_bytes
+from kvschema.render.units import human_bytes
 from kvschema.planning.plan import CachePlan
 
 __all__ = ["plan_chart"]

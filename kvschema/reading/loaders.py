@@ -1,7 +1,7 @@
 """Reading deploy files: YAML 1.2 (safe, through libyaml), JSON and TOML, with positions and limits.
 
 YAML is read event by event from libyaml and built under the YAML 1.2 core schema (in
-``kvschema.cli.yaml12``): ``yes``/``no`` stay strings, ``017`` is seventeen, no tag constructs an
+``kvschema.reading.yaml12``): ``yes``/``no`` stay strings, ``017`` is seventeen, no tag constructs an
 object.  Duplicate
 keys are reported with both lines, in YAML and JSON alike.  Limits on bytes, nesting depth
 and the number of values (aliases counted as expanded) end hostile files early.
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, BinaryIO
 
-from kvschema.cli.document import Document, Format, Limits, LoadError, Path_, Problem
-from kvschema.cli.yaml12 import yaml_documents
+from kvschema.reading.document import Document, Format, Limits, LoadError, Path_, Problem
+from kvschema.reading.yaml12 import yaml_documents
 
 __all__ = [
     "FORMATS",

@@ -1,6 +1,6 @@
 """Checking loaded documents: recognise what a document is, validate it, and say where it is wrong.
 
->>> from kvschema.cli.loaders import load_text
+>>> from kvschema.reading.loaders import load_text
 >>> (doc,) = load_text("kind: full_attention\\npage_size: 0\\nnum_kv_heads: 8\\n"
 ...                    "head_size: 128\\ndtype: bf16\\n", "yaml")
 >>> kind, issues = check_document(doc)
@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from kvschema.cli.loaders import Document
+from kvschema.reading.loaders import Document
 from kvschema.errors import KVSchemaError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
 from kvschema.layout.layer_map import LayerMap, is_wrapped_layer_map

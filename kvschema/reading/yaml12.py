@@ -3,9 +3,9 @@
 PyYAML's loaders resolve scalars by YAML 1.1 (``yes`` is true, ``017`` is octal) and build
 objects from tags; here libyaml's events (through PyYAML's C parser) become plain data by the
 YAML 1.2 core schema, with alias expansion counted against the value limit as it happens, so
-an alias bomb ends before anything walks it.  ``kvschema.cli.loaders`` is the entry point.
+an alias bomb ends before anything walks it.  ``kvschema.reading.loaders`` is the entry point.
 
->>> from kvschema.cli.loaders import Limits
+>>> from kvschema.reading.loaders import Limits
 >>> [d.data for d in yaml_documents("a: yes\\nb: 017\\n---\\n[1, .5, null]\\n", Limits())]
 [{'a': 'yes', 'b': 17}, [1, 0.5, None]]
 """
@@ -16,7 +16,7 @@ import math
 import re
 from typing import Any
 
-from kvschema.cli.document import Document, Limits, LoadError, Path_, Problem
+from kvschema.reading.document import Document, Limits, LoadError, Path_, Problem
 
 __all__ = ["yaml_documents", "yaml_message"]
 
