@@ -24,6 +24,7 @@ __all__ = [
     "cmd_layers",
     "cmd_plan",
     "cmd_schema",
+    "cmd_serve",
     "cmd_validate",
 ]
 
@@ -331,3 +332,38 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from kvschema.cli.fit_cli import run_fit
 
     return run_fit(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        print(
+            f"kvschema serve needs the serve extra ({err.name or 'fastapi'} is not installed): "
+            'pip install "kvschema[serve]"',
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from kvschema.errors import KVSchemaError
+    from kvschema.serve.runner import is_loopback, serve
+
+    if not is_loopback(args.host) and not args.allow_remote:
+        print(
+            f"kvschema serve: --host {args.host} is not a loopback address: other computers "
+            "could use the server, and nothing authenticates them; pass --allow-remote to "
+            "bind it anyway",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    import gc
+
+    gc.enable()  # a long-lived server frees its cycles (the one-shot CLI switches them off)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"kvschema serve: http://{host}:{args.port}/ (Ctrl-C stops it)", file=sys.stderr)
+    try:
+        serve(args.host, args.port, allow_remote=args.allow_remote)
+    except KVSchemaError as err:
+        print(f"kvschema serve: {err.message}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK

@@ -235,7 +235,7 @@ def _attention(c: _Count, family: str, i: int, kind: str, h: int) -> None:
         )
         return
     nkv = c.get_int("num_key_value_heads", nq) or nq
-    hd = cfg.get("head_dim") or h // nq
+    hd = c.get_int("head_dim", h // nq) or h // nq
     bias = bool(cfg.get("attention_bias", family in ("qwen2", "gpt_oss")))
     gated_q = 2 if family == "qwen3_next" else 1  # Qwen3-Next gates attention output by q
     c.linear(f"{p}.q_proj", h, gated_q * nq * hd, "column", layer=i, bias=bias)
@@ -429,7 +429,7 @@ def count_parameters(config: dict[str, Any], *, text_only: bool = False) -> Coun
             model_type=model_type,
         )
     dtype = cfg.get("torch_dtype") or cfg.get("dtype")
-    if dtype not in _DTYPE_BYTES:
+    if not isinstance(dtype, str) or dtype not in _DTYPE_BYTES:
         notes.append(f"dtype {dtype!r} unknown or absent: assumed 2 bytes per weight (bfloat16)")
     elif dtype in ("float32", "float"):
         notes.append("a float32 checkpoint: vLLM's dtype=auto loads it in 16 bits")
@@ -476,10 +476,17 @@ def _rope_buffer(c: _Count, cfg: dict[str, Any], family: str, h: int) -> None:
     if not isinstance(positions, int) or positions <= 0:
         return
     if family in ("deepseek_v2", "deepseek_v3"):
-        dims = cfg.get("qk_rope_head_dim") or 64
+        dims = c.get_int("qk_rope_head_dim", 64) or 64
     else:
-        head = cfg.get("head_dim") or h // max(c.get_int("num_attention_heads"), 1)
-        dims = cfg.get("rotary_dim") or int(head * float(cfg.get("partial_rotary_factor", 1.0)))
+        fallback = h // max(c.get_int("num_attention_heads"), 1)
+        head = c.get_int("head_dim", fallback) or fallback
+        factor = cfg.get("partial_rotary_factor", 1.0)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor < 0:
+            raise HFConfigError(
+                f"{c.model_type}: partial_rotary_factor must be a number >= 0, got {factor!r:.40}",
+                field="partial_rotary_factor",
+            )
+        dims = c.get_int("rotary_dim", 0) or int(head * factor)
     copies = 2 if family in ("gemma3_text", "cohere2", "llama4_text") else 1
     size = copies * positions * dims * c.dtype_bytes
     c.parts.append(
