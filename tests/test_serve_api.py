@@ -22,16 +22,16 @@ from hypothesis import strategies as st
 pytest.importorskip("fastapi", reason='needs the serve extra: pip install "kvschema[serve]"')
 pytest.importorskip("httpx", reason="FastAPI's test client needs httpx (the test-serve extra)")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from kvschema.cli import main  # noqa: E402
-from kvschema.exchange.canonical import fingerprint, layout_fingerprint, read_config  # noqa: E402
-from kvschema.exchange.schema import json_schemas  # noqa: E402
-from kvschema.planning.gpus import gpus as catalogue  # noqa: E402
-from kvschema.serve import service  # noqa: E402
-from kvschema.serve.app import LOOPBACK_HOSTS, create_app  # noqa: E402
-from kvschema.serve.bundled import BUNDLED, bundled_config  # noqa: E402
-from kvschema.serve.schemas import ErrorReport, FitResponse  # noqa: E402
+from kvschema.cli import main
+from kvschema.exchange.canonical import fingerprint, layout_fingerprint, read_config
+from kvschema.exchange.schema import json_schemas
+from kvschema.planning.gpus import gpus as catalogue
+from kvschema.serve import service
+from kvschema.serve.app import LOOPBACK_HOSTS, create_app
+from kvschema.serve.bundled import BUNDLED, bundled_config
+from kvschema.serve.schemas import ErrorReport, FitResponse
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -58,7 +58,7 @@ def error(response: Any, status: int, kind: str) -> ErrorReport:
     report = ErrorReport.model_validate_json(response.text)
     assert (report.status, report.type) == (status, kind), report
     assert "Traceback" not in response.text
-    assert "nosniff" == response.headers["x-content-type-options"]
+    assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["content-security-policy"].startswith("default-src 'self'")
     return report
 
@@ -67,7 +67,11 @@ def error(response: Any, status: int, kind: str) -> ErrorReport:
 
 
 def test_the_page_and_its_files_carry_a_strict_policy(client: TestClient) -> None:
-    for path, kind in (("/", "text/html"), ("/app.js", "text/javascript"), ("/style.css", "text/css")):
+    for path, kind in (
+        ("/", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/style.css", "text/css"),
+    ):
         response = client.get(path)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(kind)
@@ -94,7 +98,11 @@ def test_the_page_has_no_inline_script_no_style_attribute_and_no_eval() -> None:
                 found.append(f"inline style on <{tag}>")
             found.extend(f"{name} on <{tag}>" for name in names if name.startswith("on"))
             for name, value in attrs:
-                if name in ("src", "href") and value and value.startswith(("http:", "https:", "//")):
+                if (
+                    name in ("src", "href")
+                    and value
+                    and value.startswith(("http:", "https:", "//"))
+                ):
                     found.append(f"a file from elsewhere: {value}")
 
     Page().feed((static / "index.html").read_text())
@@ -305,11 +313,15 @@ def test_sweep_and_solve_are_the_clis(client: TestClient, tmp_path: Path) -> Non
     )
     big = {"model": "qwen3-8b", "sweep": {"tensor_parallel_sizes": list(range(1, 17))}}
     big["sweep"]["kv_cache_dtypes"] = ["auto", "fp8", "bfloat16"]
-    assert "at most 512" in error(client.post("/api/fit", json=big), 422, "invalid_argument").message
+    assert (
+        "at most 512" in error(client.post("/api/fit", json=big), 422, "invalid_argument").message
+    )
 
 
 def test_fit_refusals_name_the_rule(client: TestClient) -> None:
-    report = error(client.post("/api/fit", json={"model": "llama3-8b", "gpu": "H1000"}), 422, "unknown_gpu")
+    report = error(
+        client.post("/api/fit", json={"model": "llama3-8b", "gpu": "H1000"}), 422, "unknown_gpu"
+    )
     assert report.details == {"gpu": "H1000"}
     error(client.post("/api/fit", json={"model": "llama3-8b"}), 422, "invalid_argument")
     error(client.post("/api/fit", json={"gpu": "H100"}), 422, "invalid_argument")
@@ -318,7 +330,10 @@ def test_fit_refusals_name_the_rule(client: TestClient) -> None:
     body = {"hf_config": {"model_type": "llama"}, "gpu": "H100"}
     assert client.post("/api/fit", json=body).status_code == 422
     body = {"model": "llama3-8b", "gpu": "H100", "gpu_memory_utilization": 1.5}
-    assert "gpu_memory_utilization" in error(client.post("/api/fit", json=body), 422, "invalid_argument").message
+    assert (
+        "gpu_memory_utilization"
+        in error(client.post("/api/fit", json=body), 422, "invalid_argument").message
+    )
     body = {"model": "llama3-8b", "gpu": "H100", "gpus": 3}
     assert client.post("/api/fit", json=body).status_code == 422
     # does not fit: an answer, not an error
@@ -344,22 +359,59 @@ def test_requests_are_strict(client: TestClient) -> None:
 
 def test_plan_is_kvschema_plan(client: TestClient, tmp_path: Path) -> None:
     (tmp_path / "gemma2-9b.json").write_text(json.dumps(bundled_config("gemma2-9b")))
-    body = {"model": "gemma2-9b", "memory": 20 << 30, "max_model_len": 8192, "tensor_parallel_size": 2}
+    body = {
+        "model": "gemma2-9b",
+        "memory": 20 << 30,
+        "max_model_len": 8192,
+        "tensor_parallel_size": 2,
+    }
     answer = client.post("/api/plan", json=body).json()
-    _, out, _ = cli("plan", "--hf-config", str(tmp_path / "gemma2-9b.json"), "--memory", str(20 << 30), "--max-model-len", "8192", "--tp", "2", "-o", "json")
+    _, out, _ = cli(
+        "plan",
+        "--hf-config",
+        str(tmp_path / "gemma2-9b.json"),
+        "--memory",
+        str(20 << 30),
+        "--max-model-len",
+        "8192",
+        "--tp",
+        "2",
+        "-o",
+        "json",
+    )
     assert answer == json.loads(out)
     layers = yaml.safe_load((EXAMPLES / "plan" / "jamba-layers.yaml").read_text())
     body = {"layers": layers, "memory": [8 << 30], "max_model_len": 4096}
     answer = client.post("/api/plan", json=body).json()
-    _, out, _ = cli("plan", "--layers", str(EXAMPLES / "plan" / "jamba-layers.yaml"), "--memory", str(8 << 30), "--max-model-len", "4096", "-o", "json")
+    _, out, _ = cli(
+        "plan",
+        "--layers",
+        str(EXAMPLES / "plan" / "jamba-layers.yaml"),
+        "--memory",
+        str(8 << 30),
+        "--max-model-len",
+        "4096",
+        "-o",
+        "json",
+    )
     assert answer == json.loads(out)
     # what plan -o json writes is read back as its layout
-    again = client.post("/api/plan", json={"groups": answer, "memory": 8 << 30, "max_model_len": 4096})
+    again = client.post(
+        "/api/plan", json={"groups": answer, "memory": 8 << 30, "max_model_len": 4096}
+    )
     assert again.json()["config"]["num_pages"] == answer["config"]["num_pages"]
-    report = error(client.post("/api/plan", json={"model": "qwen3-8b", "memory": 1 << 30}), 422, "insufficient_memory")
+    report = error(
+        client.post("/api/plan", json={"model": "qwen3-8b", "memory": 1 << 30}),
+        422,
+        "insufficient_memory",
+    )
     assert report.details["max_model_len_estimate"] == 7264
     error(client.post("/api/plan", json={"memory": 1 << 30}), 422, "invalid_argument")
-    bad = {"layers": {"layer.0": {"kind": "full_attention", "page_size": 0}}, "memory": 1, "max_model_len": 8}
+    bad = {
+        "layers": {"layer.0": {"kind": "full_attention", "page_size": 0}},
+        "memory": 1,
+        "max_model_len": 8,
+    }
     report = error(client.post("/api/plan", json=bad), 422, "invalid_document")
     assert {p.field for p in report.problems} == {"layers"}
 
@@ -377,7 +429,17 @@ def test_compat_is_kvschema_diff(client: TestClient) -> None:
             "tp_b": tp_b,
         }
         answer = client.post("/api/compat", json=body).json()
-        _, out, _ = cli("diff", str(folder / a), str(folder / b), "--tp-a", str(tp_a), "--tp-b", str(tp_b), "-o", "json")
+        _, out, _ = cli(
+            "diff",
+            str(folder / a),
+            str(folder / b),
+            "--tp-a",
+            str(tp_a),
+            "--tp-b",
+            str(tp_b),
+            "-o",
+            "json",
+        )
         assert answer == json.loads(out)
     body = {"a": {"kv_cache_groups": []}, "b": {"num_pages": 1}}
     report = error(client.post("/api/compat", json=body), 422, "invalid_document")
@@ -418,8 +480,14 @@ def test_bodies_over_the_cap_are_refused_unread(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "content_type",
-    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-     "application/json; charset=latin-1", "application/jsonp"],
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/json; charset=latin-1",
+        "application/jsonp",
+    ],
 )
 def test_only_json_is_read(client: TestClient, content_type: str | None) -> None:
     headers = {} if content_type is None else {"content-type": content_type}
@@ -431,11 +499,19 @@ def test_json_bodies_keep_the_loaders_rules(client: TestClient) -> None:
     report = error(client.post("/api/fit", content=b"{", headers=JSON), 400, "load")
     assert report.problems[0].line == 1
     error(client.post("/api/fit", content=b"[" * 65 + b"]" * 65, headers=JSON), 400, "load")
-    report = error(client.post("/api/fit", content=b'{"gpu": "A", "gpu": "B"}', headers=JSON), 400, "duplicate_key")
+    report = error(
+        client.post("/api/fit", content=b'{"gpu": "A", "gpu": "B"}', headers=JSON),
+        400,
+        "duplicate_key",
+    )
     assert report.problems[0].path == "$.gpu"
     error(client.post("/api/fit", content=b"\xff\xfe", headers=JSON), 400, "load")
     error(client.post("/api/fit", content=b"[]", headers=JSON), 422, "request_validation")
-    response = client.post("/api/fit", content=b'{"model": "llama3-8b", "gpu": "H100"}', headers={"content-type": "application/json; charset=UTF-8"})
+    response = client.post(
+        "/api/fit",
+        content=b'{"model": "llama3-8b", "gpu": "H100"}',
+        headers={"content-type": "application/json; charset=UTF-8"},
+    )
     assert response.status_code == 200
 
 
@@ -445,7 +521,9 @@ def test_unknown_paths_and_methods_are_json(client: TestClient) -> None:
     error(client.delete("/api/fit", headers=JSON), 405, "method_not_allowed")
 
 
-def test_a_bug_is_a_500_without_a_traceback(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_is_a_500_without_a_traceback(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(request: Any) -> Any:
         raise RuntimeError("secret internals")
 
@@ -465,26 +543,65 @@ def test_loopback_servers_refuse_other_host_names() -> None:
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 _CONFIG_KEYS = st.sampled_from(
-    ["model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-     "head_dim", "vocab_size", "max_position_embeddings", "torch_dtype", "sliding_window",
-     "layer_types", "intermediate_size", "quantization_config", "text_config", "rope_scaling",
-     "num_local_experts", "num_experts", "kv_lora_rank", "linear_num_key_heads",
-     "full_attention_interval", "partial_rotary_factor", "tie_word_embeddings"]
+    [
+        "model_type",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "head_dim",
+        "vocab_size",
+        "max_position_embeddings",
+        "torch_dtype",
+        "sliding_window",
+        "layer_types",
+        "intermediate_size",
+        "quantization_config",
+        "text_config",
+        "rope_scaling",
+        "num_local_experts",
+        "num_experts",
+        "kv_lora_rank",
+        "linear_num_key_heads",
+        "full_attention_interval",
+        "partial_rotary_factor",
+        "tie_word_embeddings",
+    ]
 )
 
 
-@settings(max_examples=int(os.environ.get("KVSCHEMA_SERVE_FUZZ", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("KVSCHEMA_SERVE_FUZZ", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     name=st.sampled_from(list(BUNDLED)),
     changes=st.dictionaries(_CONFIG_KEYS, _JSON, max_size=4),
     fields=st.dictionaries(
-        st.sampled_from(["gpus", "max_model_len", "kv_cache_dtype", "block_size", "max_num_seqs",
-                         "gpu_memory_utilization", "pipeline_parallel_size", "weights_bytes"]),
+        st.sampled_from(
+            [
+                "gpus",
+                "max_model_len",
+                "kv_cache_dtype",
+                "block_size",
+                "max_num_seqs",
+                "gpu_memory_utilization",
+                "pipeline_parallel_size",
+                "weights_bytes",
+            ]
+        ),
         _JSON,
         max_size=3,
     ),
@@ -506,7 +623,13 @@ def test_a_changed_input_replans_in_well_under_50_ms(client: TestClient) -> None
     client.post("/api/fit", json={"model": "qwen3-8b", "gpu": "H100", "sweep": {}})  # warm up
     times = []
     for length in range(8000, 8040, 2):
-        body = {"model": "qwen3-8b", "gpu": "H100", "max_model_len": length, "chart": True, "sweep": {}}
+        body = {
+            "model": "qwen3-8b",
+            "gpu": "H100",
+            "max_model_len": length,
+            "chart": True,
+            "sweep": {},
+        }
         response = client.post("/api/fit", json=body)
         assert response.status_code == 200
         times.append(float(response.headers["server-timing"].split("dur=")[1]))
@@ -526,7 +649,9 @@ def test_serve_binds_loopback_unless_told(monkeypatch: pytest.MonkeyPatch) -> No
     import kvschema.serve.runner as runner
 
     calls: list[tuple[str, int, bool]] = []
-    monkeypatch.setattr(runner, "serve", lambda host, port, allow_remote: calls.append((host, port, allow_remote)))
+    monkeypatch.setattr(
+        runner, "serve", lambda host, port, allow_remote: calls.append((host, port, allow_remote))
+    )
     assert cli("serve", "--port", "8123")[0] == 0
     code, _, err = cli("serve", "--host", "0.0.0.0")
     assert code == 2 and "--allow-remote" in err

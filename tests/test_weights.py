@@ -813,7 +813,12 @@ def test_more_gpus_never_hold_fewer_bytes_in_total(cfg: dict[str, Any], tp: int,
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("head_dim", "128"), ("partial_rotary_factor", [1]), ("rotary_dim", "64"), ("torch_dtype", [1])],
+    [
+        ("head_dim", "128"),
+        ("partial_rotary_factor", [1]),
+        ("rotary_dim", "64"),
+        ("torch_dtype", [1]),
+    ],
 )
 def test_malformed_fields_are_value_errors_naming_them(field: str, value: Any) -> None:
     """Found by the web app's fuzz test (tests/test_serve_api.py): a config field of the wrong

@@ -30,8 +30,8 @@ def _positive(text: str) -> int:
 
 
 def _sizes(text: str) -> list[int]:
-    from kvschema.render.units import parse_sizes
     from kvschema.errors import KVSchemaError
+    from kvschema.render.units import parse_sizes
 
     try:
         return parse_sizes(text)

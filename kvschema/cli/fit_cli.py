@@ -36,8 +36,8 @@ def _positive(text: str) -> int:
 
 def _size_or_int(text: str) -> int:
     """Bytes as vLLM reads them (``20G`` = 20 GiB, ``20g`` = 20e9) or as kvschema does (20GiB)."""
-    from kvschema.render.units import parse_size
     from kvschema.errors import KVSchemaError
+    from kvschema.render.units import parse_size
 
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)([kKmMgGtT])\s*", text)
     if match:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kvschema.render.units import human_bytes
 from kvschema.models.hf import HFLayers
 from kvschema.planning.plan import CachePlan
+from kvschema.render.units import human_bytes
 from kvschema.spec.union import MambaSpec
 
 __all__ = ["layers_table", "plan_table", "render_table"]

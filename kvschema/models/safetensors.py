@@ -18,10 +18,10 @@ the data without gaps or overlaps), and a file that breaks a rule is refused wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import json
 import math
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 

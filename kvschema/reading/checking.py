@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from kvschema.reading.loaders import Document
 from kvschema.errors import KVSchemaError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
 from kvschema.layout.layer_map import LayerMap, is_wrapped_layer_map
+from kvschema.reading.loaders import Document
 from kvschema.spec.union import spec_adapter
 
 __all__ = [

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-from kvschema.render.units import human_bytes
 from kvschema.planning.plan import CachePlan
+from kvschema.render.units import human_bytes
 
 __all__ = ["plan_chart"]
 

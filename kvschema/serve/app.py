@@ -24,6 +24,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 
+import kvschema.serve.layouts as layouts
+import kvschema.serve.service as service
 from kvschema._version import __version__
 from kvschema.errors import KVSchemaError
 from kvschema.exchange.compat import CompatibilityReport
@@ -33,7 +35,6 @@ from kvschema.planning.gpus import gpus as catalogue
 from kvschema.planning.plan import CachePlan
 from kvschema.reading.checking import format_path
 from kvschema.reading.document import LoadError
-from kvschema.serve import layouts, service
 from kvschema.serve.bundled import UnknownModelError, bundled_config
 from kvschema.serve.guard import SECURITY_HEADERS, RequestGuard, error_body
 from kvschema.serve.layouts import UnknownSchemaError
@@ -76,9 +77,7 @@ _MODELS = TypeAdapter(list[BundledModel])
 _log = logging.getLogger("kvschema.serve")
 
 
-def _json(
-    value: BaseModel | bytes, status: int = 200, caught: Sequence[Any] = ()
-) -> Response:
+def _json(value: BaseModel | bytes, status: int = 200, caught: Sequence[Any] = ()) -> Response:
     body = value if isinstance(value, bytes) else value.model_dump_json().encode()
     headers = {"cache-control": "no-store"}
     said = list(dict.fromkeys(str(w.message) for w in caught))
@@ -96,7 +95,9 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _error(status: int, kind: str, message: str, problems: Sequence[Problem] = (), **details: Any) -> Response:
+def _error(
+    status: int, kind: str, message: str, problems: Sequence[Problem] = (), **details: Any
+) -> Response:
     report = ErrorReport(
         status=status,
         type=kind,
@@ -139,7 +140,9 @@ def _handlers(app: FastAPI) -> None:
     async def request_error(request: Request, err: RequestValidationError) -> Response:
         problems = _validation_problems(err.errors(), skip=1)  # loc starts with "body"
         first = f"{problems[0].path}: {problems[0].message}" if problems else "invalid"
-        return _error(422, "request_validation", f"the request does not fit its schema: {first}", problems)
+        return _error(
+            422, "request_validation", f"the request does not fit its schema: {first}", problems
+        )
 
     @app.exception_handler(ValidationError)
     async def model_error(request: Request, err: ValidationError) -> Response:
@@ -278,7 +281,7 @@ def create_app(*, allowed_hosts: Sequence[str] | None = None) -> FastAPI:
     _page(app)
     _api(app)
     app.add_middleware(
-        RequestGuard,  # type: ignore[arg-type]
+        RequestGuard,
         max_body=service.API_LIMITS.max_bytes,
         limits=service.API_LIMITS,
         allowed_hosts=allowed_hosts,

@@ -165,13 +165,11 @@ class RequestGuard:
             raise _Refused(
                 415,
                 "unsupported_media_type",
-                f"a request body must be JSON sent as Content-Type: application/json, "
-                f"got {shown}",
+                f"a request body must be JSON sent as Content-Type: application/json, got {shown}",
             )
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.strip().isdigit():
-            if int(declared) > self.max_body:
-                raise self._too_large(int(declared))
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_body:
+            raise self._too_large(int(declared))
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -195,7 +193,9 @@ class RequestGuard:
                 line=err.fields.get("line"),
                 column=err.fields.get("column"),
             )
-            raise _Refused(400, err.error_type, f"the request body: {err.message}", [found]) from None
+            raise _Refused(
+                400, err.error_type, f"the request body: {err.message}", [found]
+            ) from None
         if document.problems:
             problem = document.problems[0]
             where = format_path(problem.path)

@@ -36,7 +36,14 @@ from kvschema.serve.schemas import (
 )
 from kvschema.serve.service import DocumentError
 
-__all__ = ["UnknownSchemaError", "read_field", "run_compat", "run_fingerprint", "run_plan", "schema"]
+__all__ = [
+    "UnknownSchemaError",
+    "read_field",
+    "run_compat",
+    "run_fingerprint",
+    "run_plan",
+    "schema",
+]
 
 
 class UnknownSchemaError(KVSchemaError):
@@ -153,7 +160,7 @@ def run_fingerprint(request: FingerprintRequest) -> FingerprintResponse:
     value = read_field(request.document, request.kind, "document")
     kind = request.kind or recognise(request.document)
     return FingerprintResponse(
-        kind=kind,  # type: ignore[arg-type]  # read: a spec, a group or a config
+        kind=kind,  # read: a spec, a group or a config
         fingerprint=fingerprint(value),
         layout_fingerprint=layout_fingerprint(value)
         if isinstance(value, CacheGroupsConfig)

@@ -112,7 +112,9 @@ class ValidateRequest(_Request):
         default=None, description="The document type (default: recognised from its keys)."
     )
     path: str | None = Field(
-        default=None, description="A JSON pointer to the section to check (--path).", max_length=1000
+        default=None,
+        description="A JSON pointer to the section to check (--path).",
+        max_length=1000,
     )
     name: Name = Field(default="document", description="The file name the error lines show.")
 

@@ -225,19 +225,20 @@ def _point_plan(model: FitModel, choice: Any, report: FitReport) -> CachePlan | 
 
 def _solve(request: FitRequest, model: FitModel, settings: dict[str, Any]) -> solvers.Solution:
     """``kvschema fit --solve``, as the command line runs it."""
-    if request.solve != "max-num-seqs" and request.concurrency is None:
-        raise InvalidArgumentError(f"solve {request.solve} needs concurrency")
+    needed = request.concurrency
     if request.solve == "max-num-seqs":
-        if request.concurrency is not None:
+        if needed is not None:
             raise InvalidArgumentError("solve max-num-seqs finds the concurrency: drop it")
         settings.pop("max_num_seqs")
         return solvers.largest_max_num_seqs(model, **settings)
+    if needed is None:
+        raise InvalidArgumentError(f"solve {request.solve} needs concurrency")
     if request.solve == "gpu-memory-utilization":
         settings.pop("gpu_memory_utilization")
-        return solvers.smallest_utilization(model, concurrency=request.concurrency, **settings)
+        return solvers.smallest_utilization(model, concurrency=needed, **settings)
     for name in ("gpus", "tensor_parallel_size", "pipeline_parallel_size"):
         settings.pop(name)
-    return solvers.smallest_gpu_count(model, concurrency=request.concurrency, **settings)
+    return solvers.smallest_gpu_count(model, concurrency=needed, **settings)
 
 
 def run_fit(request: FitRequest, models: ModelCache = _MODELS) -> FitResponse:
