@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shlex
 import shutil
 import socket
@@ -333,3 +334,35 @@ def test_the_page_keeps_its_own_policy(server: str, browser: WebDriver) -> None:
     load(browser, server)
     messages = [entry["message"] for entry in browser.get_log("browser")]
     assert [m for m in messages if "Content Security Policy" in m or "Refused" in m] == []
+
+
+def test_a_screenshot_of_a_hybrid_model(server: str, browser: WebDriver, tmp_path: Path) -> None:
+    """The page as the docs show it (``KVSCHEMA_SCREENSHOT=docs/img/serve.png`` writes it
+    there): Qwen3-Next on four H100s, a 128K context, every group in the page table."""
+    browser.set_window_size(1280, 1900)
+    try:
+        load(browser, server)
+        before = sequence(browser)
+        Select(browser.find_element(By.ID, "model")).select_by_value("qwen3-next-80b")
+        gpus = browser.find_element(By.ID, "gpus")
+        gpus.send_keys(Keys.CONTROL, "a")
+        gpus.send_keys("4")
+        browser.find_element(By.ID, "max-model-len").send_keys("128K")
+        WebDriverWait(browser, 30).until(
+            lambda d: (
+                "--max-model-len 131072" in d.find_element(By.ID, "command").text
+                and sequence(d) > before
+            )
+        )
+        rows = browser.find_elements(By.CSS_SELECTOR, "#groups tbody tr")
+        assert len(rows) > 1  # attention and gated delta-net state groups
+        browser.execute_script("window.scrollTo(0, 0); document.activeElement.blur()")
+        picture = tmp_path / "serve.png"
+        assert browser.save_screenshot(str(picture))
+        data = picture.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+        target = os.environ.get("KVSCHEMA_SCREENSHOT")
+        if target:
+            shutil.copyfile(picture, target)
+    finally:
+        browser.set_window_size(1280, 2000)
