@@ -366,3 +366,23 @@ def test_a_screenshot_of_a_hybrid_model(server: str, browser: WebDriver, tmp_pat
             shutil.copyfile(picture, target)
     finally:
         browser.set_window_size(1280, 2000)
+
+
+def test_a_model_that_does_not_fit_is_an_answer(server: str, browser: WebDriver) -> None:
+    load(browser, server)
+    before = sequence(browser)
+    Select(browser.find_element(By.ID, "model")).select_by_value("llama3-70b")
+    Select(browser.find_element(By.ID, "gpu")).select_by_value("L4")
+    WebDriverWait(browser, 30).until(
+        lambda d: (
+            "--gpu L4" in d.find_element(By.ID, "command").text
+            and "llama3-70b" in d.find_element(By.ID, "command").text
+            and sequence(d) > before
+        )
+    )
+    assert value(browser, "verdict") == "does_not_fit"
+    assert browser.find_element(By.ID, "error").is_displayed() is False
+    assert "weights" in browser.find_element(By.ID, "reason").text
+    assert browser.find_element(By.ID, "out-num-pages").text == "\u2013"  # no blocks
+    assert "No chart" in browser.find_element(By.ID, "chart").text
+    assert browser.find_element(By.ID, "log").text  # vLLM's error lines

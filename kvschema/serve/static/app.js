@@ -431,8 +431,10 @@ async function start() {
   $("inputs").addEventListener("change", (event) => {
     if (event.target.type === "file") {
       if (event.target.files.length) takeFile(event.target.files[0]);
-    } else if (event.target.id === "model") {
-      describeSource();
+    } else {
+      // a select may report only its change; schedule() merges it with the input event
+      if (event.target.id === "model") describeSource();
+      schedule();
     }
   });
   $("inputs").addEventListener("submit", (event) => {
