@@ -96,14 +96,18 @@ def _plain(value: Any) -> Any:
 
 
 def _error(
-    status: int, kind: str, message: str, problems: Sequence[Problem] = (), **details: Any
+    status: int,
+    kind: str,
+    message: str,
+    problems: Sequence[Problem] = (),
+    details: dict[str, Any] | None = None,
 ) -> Response:
     report = ErrorReport(
         status=status,
         type=kind,
         message=message,
         problems=list(problems),
-        details={key: _plain(value) for key, value in details.items()},
+        details={key: _plain(value) for key, value in (details or {}).items()},
     )
     return _json(report, status)
 
@@ -134,7 +138,7 @@ def _handlers(app: FastAPI) -> None:
             status = 400
         fields = dict(err.fields)
         problems = fields.pop("problems", [])
-        return _error(status, err.error_type, err.message, problems, **fields)
+        return _error(status, err.error_type, err.message, problems, fields)
 
     @app.exception_handler(RequestValidationError)
     async def request_error(request: Request, err: RequestValidationError) -> Response:
