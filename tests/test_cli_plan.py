@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kvschema.cli import main
-from kvschema.cli.units import human_bytes, parse_size, parse_sizes
+from kvschema.render.units import human_bytes, parse_size, parse_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 GEMMA = str(ROOT / "examples" / "plan" / "gemma3-27b-layers.yaml")

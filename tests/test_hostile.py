@@ -23,9 +23,9 @@ from pydantic import ValidationError
 
 from kvschema import CacheGroupsConfig, parse_spec
 from kvschema.cli import main
-from kvschema.cli.loaders import Limits, LoadError, load_file, load_text
 from kvschema.cli.output import printable
 from kvschema.errors import KVSchemaError
+from kvschema.reading.loaders import Limits, LoadError, load_file, load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -478,7 +478,7 @@ def test_keys_are_compared_as_yaml_compares_them(capsys: pytest.CaptureFixture[s
     # a section outside --path with such keys does not make the document wrong
     text = f"ports: {{1: a, true: b}}\nkv: {MAMBA}\n"
     (doc,) = load_text(text, "yaml")
-    from kvschema.cli.checking import check_document
+    from kvschema.reading.checking import check_document
 
     assert check_document(doc, pointer="/kv") == ("spec", [])
 
@@ -606,7 +606,7 @@ def test_too_many_open_files() -> None:
     # no descriptor left at all: the files, then the lazy imports, fail with a clear message
     exhaust = (
         "import os, resource\n"
-        "import kvschema.cli.commands, kvschema.cli.checking, kvschema.cli.loaders\n"
+        "import kvschema.cli.commands, kvschema.reading.checking, kvschema.reading.loaders\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
         "held = []\n"
         "while True:\n"
@@ -620,7 +620,7 @@ def test_too_many_open_files() -> None:
     assert "Too many open files" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     lazy = exhaust.replace(  # the commands import what they use when they run
-        "import kvschema.cli.commands, kvschema.cli.checking, kvschema.cli.loaders\n",
+        "import kvschema.cli.commands, kvschema.reading.checking, kvschema.reading.loaders\n",
         "import kvschema.cli\n",
     )
     done = console("plan", "--layers", "x.yaml", "--memory", "1GiB", prelude=lazy)

@@ -17,7 +17,7 @@ from kvschema import (
     layout_fingerprint,
 )
 from kvschema.cli import main
-from kvschema.cli.units import parse_size
+from kvschema.render.units import parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 GEMMA = str(ROOT / "examples/plan/gemma3-27b-layers.yaml")

@@ -39,8 +39,8 @@ def _positive(text: str) -> int:
 
 
 def _sizes(text: str) -> list[int]:
-    from kvschema.cli.units import parse_sizes
     from kvschema.errors import KVSchemaError
+    from kvschema.render.units import parse_sizes
 
     try:
         return parse_sizes(text)
@@ -98,6 +98,36 @@ def _add_fit(commands: Any) -> None:
     )
     add_fit_arguments(fit)
     fit.set_defaults(handler=run_command.cmd_fit)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {text!r}")
+    return value
+
+
+def _add_serve(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="a capacity planner in the browser and a JSON API (the serve extra)",
+        description="Serve the page and the JSON API (validate, plan, fit, compat, fingerprint, "
+        "the GPU catalogue, example models, the schemas) on 127.0.0.1. Needs the extra: "
+        'pip install ".[serve]". Exit 2 without it or for usage errors.',
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this computer)"
+    )
+    serve.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow binding an address other computers reach (nothing authenticates them)",
+    )
+    serve.set_defaults(handler=run_command.cmd_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     prints.add_argument("--format", choices=["yaml", "json", "toml"], help="input format")
     prints.add_argument("-o", "--output", choices=["text", "json"], default="text")
     prints.set_defaults(handler=cmd_fingerprint)
+    _add_serve(commands)
 
     schema = commands.add_parser(
         "schema", help="write the JSON Schemas, or check committed ones for drift"

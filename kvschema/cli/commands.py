@@ -27,6 +27,7 @@ __all__ = [
     "cmd_layers",
     "cmd_plan",
     "cmd_schema",
+    "cmd_serve",
     "cmd_validate",
 ]
 
@@ -41,19 +42,9 @@ def _error_line(name: str, error: dict[str, Any], style: Style) -> str:
     ...                           "message": "bad \x1b[2J" + "x" * 2000}, Style(None))[:40]
     'a\\nb.yaml:2:1: $.x: bad \\x1b[2Jxxxxxxxxx'
     """
-    where = printable(name, NAME_LIMIT)
-    if error.get("line") is not None:
-        where += f":{error['line']}"
-        if error.get("column") is not None:
-            where += f":{error['column']}"
-    parts = [style(where + ":", "1")]
-    if error.get("document") is not None:
-        parts.append(f"document {error['document']}:")
-    if error.get("path") is not None and error["type"] != "load":
-        parts.append(f"{printable(error['path'], NAME_LIMIT)}:")
-    kind = printable(error["type"], NAME_LIMIT)
-    parts.append(f"{printable(error['message'], MESSAGE_LIMIT)} {style('[' + kind + ']', '31')}")
-    return " ".join(parts)
+    from kvschema.reading.report import error_line
+
+    return error_line(name, error, style)
 
 
 def _shown(text: Any) -> str:
@@ -62,30 +53,18 @@ def _shown(text: Any) -> str:
 
 
 def _issue_dict(issue: Any, documents: int) -> dict[str, Any]:
-    return {
-        "document": issue.document if documents > 1 else None,
-        "path": issue.path,
-        "message": issue.message,
-        "type": issue.error_type,
-        "line": issue.line,
-        "column": issue.column,
-    }
+    from kvschema.reading.report import issue_dict
+
+    return issue_dict(issue, documents)
 
 
 def _load_error(err: Any) -> dict[str, Any]:
-    """A reader's error as a report entry: the line and column as fields, not in the message."""
-    line, column = err.fields.get("line"), err.fields.get("column")
-    message: str = err.message
-    where = f"line {line}, column {column}: " if column is not None else f"line {line}: "
-    if line is not None and message.startswith(where):
-        message = message[len(where) :]
-    return {
-        "path": None,
-        "message": message,
-        "type": err.error_type,
-        "line": line,
-        "column": column,
-    }
+    """A reader's error as a report entry (see :func:`kvschema.reading.report.load_error_dict`)."""
+    from kvschema.reading.report import load_error_dict
+
+    entry = load_error_dict(err)
+    del entry["document"]
+    return entry
 
 
 def _json_failure(args: argparse.Namespace, name: str | None, errors: list[dict[str, Any]]) -> None:
@@ -118,44 +97,26 @@ def _bad_pointer(args: argparse.Namespace) -> str:
 
 def _check_file(name: str, args: argparse.Namespace, limits: Any) -> dict[str, Any]:
     """The report entry of one file: whether it is ok, its kinds and its errors (plain data)."""
-    from kvschema.cli.checking import check_document
-    from kvschema.cli.loaders import LoadError, load_file
+    from kvschema.reading.loaders import LoadError, load_file
+    from kvschema.reading.report import check_documents, load_error_dict
 
-    entry: dict[str, Any] = {"file": name, "ok": True, "documents": 0, "errors": []}
     try:
         documents = load_file(name, args.format, limits)
     except LoadError as err:
-        entry.update(ok=False, load_error=err.message)
-        entry["errors"].append({"document": None, **_load_error(err)})
-        return entry
-    entry["documents"] = len(documents)
-    if not documents:
-        entry["ok"] = False
-        entry["errors"].append(
-            {
-                "document": None,
-                "path": "$",
-                "message": "empty file: no document to check",
-                "type": "empty_document",
-                "line": None,
-                "column": None,
-            }
-        )
-    kinds = []
-    for document in documents:
-        kind, issues = check_document(document, args.kind, args.path)
-        kinds.append(kind)
-        for issue in issues:
-            entry["ok"] = False
-            entry["errors"].append(_issue_dict(issue, len(documents)))
-    entry["kinds"] = kinds
-    return entry
+        return {
+            "file": name,
+            "ok": False,
+            "documents": 0,
+            "errors": [load_error_dict(err)],
+            "load_error": err.message,
+        }
+    return {"file": name, **check_documents(documents, args.kind, args.path)}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import kvschema.cli.checking  # noqa: F401  (built here, before any fork, so workers share it)
+    import kvschema.reading.report  # noqa: F401  (built here, before any fork, so workers share it)
     from kvschema.cli.fanout import fan_out
-    from kvschema.cli.loaders import Limits, preload
+    from kvschema.reading.loaders import Limits, preload
 
     if _bad_pointer(args):
         return _refuse(args, "validate", _bad_pointer(args), "usage", EXIT_USAGE)
@@ -235,8 +196,8 @@ def _read_one(
 
     ``--path`` selects a section; without it, ``section`` may pick one from the data.
     """
-    from kvschema.cli.checking import read_document
-    from kvschema.cli.loaders import LoadError, load_file
+    from kvschema.reading.checking import read_document
+    from kvschema.reading.loaders import LoadError, load_file
 
     if _bad_pointer(args):
         return _refuse(args, args.command, _bad_pointer(args), "usage", EXIT_USAGE), None
@@ -379,7 +340,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     except KVSchemaError as err:
         return _refuse(args, "plan", err.message, err.error_type, EXIT_INVALID)
     if args.chart is not None:
-        from kvschema.cli.chart import plan_chart
+        from kvschema.render.chart import plan_chart
 
         source = args.hf_config or args.layers or args.groups
         try:
@@ -442,3 +403,38 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from kvschema.cli.fit_cli import run_fit
 
     return run_fit(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        print(
+            f"kvschema serve needs the serve extra ({err.name or 'fastapi'} is not installed): "
+            'pip install ".[serve]"',
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from kvschema.errors import KVSchemaError
+    from kvschema.serve.runner import is_loopback, serve
+
+    if not is_loopback(args.host) and not args.allow_remote:
+        print(
+            f"kvschema serve: --host {args.host} is not a loopback address: other computers "
+            "could use the server, and nothing authenticates them; pass --allow-remote to "
+            "bind it anyway",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    import gc
+
+    gc.enable()  # a long-lived server frees its cycles (the one-shot CLI switches them off)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"kvschema serve: http://{host}:{args.port}/ (Ctrl-C stops it)", file=sys.stderr)
+    try:
+        serve(args.host, args.port, allow_remote=args.allow_remote)
+    except KVSchemaError as err:
+        print(f"kvschema serve: {err.message}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK

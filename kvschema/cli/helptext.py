@@ -63,6 +63,10 @@ EXAMPLES: dict[str, str] = {
         "kvschema models",
         "kvschema models -o markdown",
     ),
+    "serve": _examples(
+        "kvschema serve",
+        "kvschema serve --port 8080",
+    ),
 }
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kvschema.cli.output import NAME_LIMIT, printable
-from kvschema.cli.units import human_bytes
 from kvschema.models.hf import HFLayers
 from kvschema.planning.plan import CachePlan
+from kvschema.reading.text import NAME_LIMIT, printable
+from kvschema.render.units import human_bytes
 from kvschema.spec.union import MambaSpec
 
 __all__ = ["layers_table", "plan_table", "render_table"]

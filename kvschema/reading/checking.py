@@ -1,6 +1,6 @@
 """Checking loaded documents: recognise what a document is, validate it, and say where it is wrong.
 
->>> from kvschema.cli.loaders import load_text
+>>> from kvschema.reading.loaders import load_text
 >>> (doc,) = load_text("kind: full_attention\\npage_size: 0\\nnum_kv_heads: 8\\n"
 ...                    "head_size: 128\\ndtype: bf16\\n", "yaml")
 >>> kind, issues = check_document(doc)
@@ -19,12 +19,11 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from kvschema.cli.document import quote
-from kvschema.cli.loaders import Document
-from kvschema.cli.suggest import field_suggestion
 from kvschema.errors import KVSchemaError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
 from kvschema.layout.layer_map import LayerMap, is_wrapped_layer_map
+from kvschema.reading.document import Document, quote
+from kvschema.reading.suggest import field_suggestion
 from kvschema.spec.union import spec_adapter
 
 __all__ = [
