@@ -2,7 +2,8 @@
 
 Every error carries a stable ``error_type`` id (``"spec_merge"``, …) that the CLI prints
 next to the message, and keyword ``fields`` that say which values were at fault.  Errors
-pickle with their message and fields, so they cross process boundaries intact.
+pickle with their message and fields, so they cross process boundaries intact; a field that
+does not pickle itself (a lambda, an open file) crosses as its ``repr``.
 
 >>> err = SpecMergeError("windows 512 and 4096 differ", windows=[512, 4096])
 >>> isinstance(err, ValueError), err.error_type, err.fields["windows"]
@@ -11,6 +12,7 @@ pickle with their message and fields, so they cross process boundaries intact.
 
 from __future__ import annotations
 
+import pickle
 from typing import Any, ClassVar
 
 __all__ = [
@@ -23,8 +25,29 @@ __all__ = [
 ]
 
 
-def _rebuild(cls: type[KVSchemaError], message: str, fields: dict[str, Any]) -> KVSchemaError:
-    return cls(message, **fields)
+def _rebuild(cls: type[KVSchemaError], message: str, fields: bytes) -> KVSchemaError:
+    return cls(message, **pickle.loads(fields))
+
+
+#: The ids of the errors being pickled now, so an error among its own fields ends the recursion.
+_REDUCING: set[int] = set()
+
+
+def _portable(value: Any) -> Any:
+    """``value`` when it survives a pickle round trip, else its ``repr`` (cut to 1,000 chars).
+
+    A field may hold anything a caller passed (a lambda, an open file, a lock): the error still
+    crosses a process boundary, with such a value shown as text.
+    """
+    try:
+        pickle.loads(pickle.dumps(value))
+    except Exception:  # whatever pickling a foreign value raises, the error must still pickle
+        try:
+            text = repr(value)
+        except Exception:
+            text = f"<{type(value).__name__}>"
+        return text if len(text) <= 1000 else text[:1000] + "..."
+    return value
 
 
 class KVSchemaError(ValueError):
@@ -36,13 +59,22 @@ class KVSchemaError(ValueError):
 
     error_type: ClassVar[str] = "kvschema_error"
 
-    def __init__(self, message: str, **fields: Any) -> None:
+    def __init__(self, message: str, /, **fields: Any) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self.message, self.fields))
+        if id(self) in _REDUCING:  # the error is in its own fields: stand in for it as text
+            return (str, (f"<{type(self).__name__}: {self.message[:200]}>",))
+        # The fields are pickled here, while this error is marked: one that holds the error
+        # itself (or a list that does) then pickles it as text instead of recursing forever.
+        _REDUCING.add(id(self))
+        try:
+            fields = pickle.dumps({name: _portable(value) for name, value in self.fields.items()})
+        finally:
+            _REDUCING.discard(id(self))
+        return (_rebuild, (type(self), str(self.message), fields))
 
 
 class KVSchemaWarning(UserWarning):

@@ -24,6 +24,25 @@ ROOMS: dict[str, set[str]] = {
     "models": {"errors", "_args", "_reading", "spec", "layout"},
     "planning": {"errors", "_args", "spec", "layout", "models"},
     "exchange": {"errors", "_args", "_reading", "spec", "layout"},
+    # reading deploy documents (YAML, JSON, TOML with limits) and the text every line prints:
+    # shared by the command line and the web app
+    "reading": {"errors", "_args", "_reading", "spec", "layout"},
+    # drawing plans and sizes
+    "render": {"errors", "_args", "spec", "layout", "models", "planning", "reading"},
+    # the web app (the serve extra): everything below, never the command line
+    "serve": {
+        "errors",
+        "_args",
+        "_reading",
+        "_version",
+        "spec",
+        "layout",
+        "models",
+        "planning",
+        "exchange",
+        "reading",
+        "render",
+    },
     "cli": {
         "errors",
         "_args",
@@ -34,6 +53,9 @@ ROOMS: dict[str, set[str]] = {
         "models",
         "planning",
         "exchange",
+        "reading",
+        "render",
+        "serve",
     },
     # optional extras and the names kept for users: they read the rooms below
     "jax": {"errors", "spec", "layout"},

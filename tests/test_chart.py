@@ -7,7 +7,7 @@ import pytest
 
 from kvschema import FullAttentionSpec, SlidingWindowSpec, plan_cache
 from kvschema.cli import main
-from kvschema.cli.chart import plan_chart
+from kvschema.render.chart import plan_chart
 
 ROOT = Path(__file__).resolve().parent.parent
 HF = ROOT / "tests" / "fixtures" / "hf"

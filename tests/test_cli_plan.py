@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kvschema.cli import main
-from kvschema.cli.units import human_bytes, parse_size, parse_sizes
+from kvschema.render.units import human_bytes, parse_size, parse_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 GEMMA = str(ROOT / "examples" / "plan" / "gemma3-27b-layers.yaml")
@@ -63,7 +63,8 @@ def test_plan_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0] == (
         "62 layers, hybrid, tp=1 pp=1, max_model_len=32768, 16384 tokens in flight (2 x 8192, async)"
     )
-    assert "full_attention" in lines[-5]
+    assert "full_attention" in lines[-6]
+    assert lines[-4] == "budget       20.00 GiB per rank (21474836480 bytes)"
     assert lines[-3] == "pages        16384 of 1.25 MiB per page index (one is the null page)"
     assert lines[-2] == "concurrency  1.91 requests of 32768 tokens"
 

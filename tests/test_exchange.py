@@ -325,7 +325,7 @@ VERSION_1_FINGERPRINTS = {
 
 @pytest.mark.parametrize("path", sorted(VERSION_1_FINGERPRINTS))
 def test_version_1_fingerprints_are_stable(path: str) -> None:
-    from kvschema.cli.loaders import load_file
+    from kvschema.reading.loaders import load_file
 
     (document,) = load_file(str(Path(__file__).resolve().parent.parent / path))
     assert document.data["schema_version"] == 1

@@ -150,7 +150,7 @@ def test_hf_import(config: Any) -> None:
     st.sampled_from([None, "yaml", "json", "toml"]),
 )
 def test_cli_loader(raw: bytes, fmt: Any) -> None:
-    from kvschema.cli.loaders import load_bytes
+    from kvschema.reading.loaders import load_bytes
 
     only_value_errors(lambda data: load_bytes(data, fmt), raw)
 
@@ -245,9 +245,9 @@ def _depth(value: Any) -> int:
 
 def _check_and_print(documents: list[Any]) -> None:
     """Every document checks without escaping, and its error lines forge nothing."""
-    from kvschema.cli.checking import check_document
     from kvschema.cli.commands import _error_line, _issue_dict
     from kvschema.cli.output import Style
+    from kvschema.reading.checking import check_document
 
     for document in documents:
         for kind in (None, "spec", "config", "layers"):
@@ -259,7 +259,7 @@ def _check_and_print(documents: list[Any]) -> None:
 
 @given(yaml_with_aliases())
 def test_yaml_aliases_are_counted_as_expanded(text: str) -> None:
-    from kvschema.cli.loaders import Limits, LoadError, load_text
+    from kvschema.reading.loaders import Limits, LoadError, load_text
 
     limits = Limits(**_LIMITS_KW)
     try:
@@ -277,7 +277,7 @@ def test_yaml_aliases_are_counted_as_expanded(text: str) -> None:
 def test_yaml_streams_read_as_their_documents_alone(values: list[Any], data: st.DataObject) -> None:
     import json
 
-    from kvschema.cli.loaders import LoadError, load_text
+    from kvschema.reading.loaders import LoadError, load_text
 
     texts = [json.dumps(value, ensure_ascii=False) for value in values]  # YAML flow style
     alone = []
@@ -342,8 +342,8 @@ _TOML_LINES = st.sampled_from(
 
 @given(st.lists(_TOML_LINES | st.text(max_size=12), max_size=25))
 def test_toml_reads_with_lines_or_fails_clearly(lines: list[str]) -> None:
-    from kvschema.cli.loaders import Limits, LoadError, load_text
-    from kvschema.cli.tomlpos import toml_positions
+    from kvschema.reading.loaders import Limits, LoadError, load_text
+    from kvschema.reading.tomlpos import toml_positions
 
     text = "\n".join(lines)
     positions = toml_positions(text)  # never raises, whatever the text

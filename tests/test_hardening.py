@@ -21,8 +21,8 @@ from kvschema import (
     plan_cache,
 )
 from kvschema.cli import main
-from kvschema.cli.loaders import load_bytes
 from kvschema.hf import layers_from_hf_config
+from kvschema.reading.loaders import load_bytes
 
 SPEC = {
     "kind": "full_attention",

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvschema.cli.loaders import (
+from kvschema.reading.loaders import (
     Limits,
     LoadError,
     _read_bounded,

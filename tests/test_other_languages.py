@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from kvschema.cli.checking import check_document, recognise
-from kvschema.cli.loaders import load_file
+from kvschema.reading.checking import check_document, recognise
+from kvschema.reading.loaders import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "tests" / "js"

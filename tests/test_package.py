@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import kvschema
 from kvschema import _WHERE  # type: ignore[attr-defined]
@@ -20,9 +21,32 @@ def test_import_pulls_in_neither_jax_nor_numpy_nor_yaml() -> None:
         "kvschema.CacheGroupsConfig.model_validate_json("
         '\'{"num_pages": 1, "kv_cache_groups": [{"kv_cache_spec": {"kind": "mamba",'
         ' "page_size": 1, "shapes": [[4]], "dtype": "fp32"}}]}\')\n'
-        "print(sorted(m for m in ('jax', 'numpy', 'yaml', 'jaxlib') if m in sys.modules))\n"
+        "print(sorted(m for m in ('jax', 'numpy', 'yaml', 'jaxlib', 'fastapi', 'uvicorn',"
+        " 'starlette') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_command_line_imports_no_web_framework() -> None:
+    """``kvschema serve`` is an optional extra: the CLI's parser (every subcommand, serve's
+    included) and its other commands never import FastAPI, Starlette or uvicorn."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from kvschema.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "    for argv in (['serve', '--help'], ['fit', '--help'], ['--help']):\n"
+        "        try:\n"
+        "            main(argv)\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "    main(['validate', 'examples/valid/spec-mla.yaml'])\n"
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
     assert out.stdout.strip() == "[]"
 
 

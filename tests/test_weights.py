@@ -809,3 +809,22 @@ def test_more_gpus_never_hold_fewer_bytes_in_total(cfg: dict[str, Any], tp: int,
     assert sum(s.point for s in many.stages) * tp >= one.point
     assert sum(s.high for s in many.stages) * tp >= one.high
     assert sum(s.low for s in many.stages) * tp >= one.low - pp  # each stage's low rounds down
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("head_dim", "128"),
+        ("partial_rotary_factor", [1]),
+        ("rotary_dim", "64"),
+        ("torch_dtype", [1]),
+    ],
+)
+def test_malformed_fields_are_value_errors_naming_them(field: str, value: Any) -> None:
+    """Found by the web app's fuzz test (tests/test_serve_api.py): a config field of the wrong
+    type is refused with a ValueError naming it, or ignored, never a TypeError."""
+    cfg = {**LLAMA_8B, "max_position_embeddings": 8192, field: value}
+    try:
+        count_parameters(cfg)
+    except ValueError as err:
+        assert field in str(err)

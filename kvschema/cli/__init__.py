@@ -1,9 +1,9 @@
 """The ``kvschema`` command line: parsing, commands, readers of deploy files, tables and charts.
 
 Importing it is instant (``kvschema --version`` loads no pydantic); each command imports what it
-uses.  Modules: ``app`` (argument parsing, ``main``, ``run``), ``commands``, ``document`` /
-``loaders`` / ``yaml12`` (reading files), ``checking`` (a document's verdict), ``fanout``
-(forked workers), ``tables`` / ``chart`` / ``units`` (output).
+uses.  Modules: ``app`` (argument parsing, ``main``, ``run``), ``commands``, ``fanout`` (forked
+workers), ``tables`` (output), ``fit_cli`` / ``fit_tables`` (``kvschema fit``).  Reading files is
+``kvschema.reading``'s, charts and sizes ``kvschema.render``'s (the web app shares them).
 """
 
 from kvschema.cli.app import main, run

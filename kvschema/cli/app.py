@@ -16,12 +16,14 @@ from typing import Any
 import kvschema.cli.commands as run_command
 from kvschema._version import __version__
 from kvschema.cli.commands import EXIT_USAGE
+from kvschema.cli.helptext import add_examples
 from kvschema.cli.output import (
     EXIT_INTERNAL,
     SafeArgumentParser,
     os_error_message,
     prepare_streams,
 )
+from kvschema.cli.pipeline import cmd_fingerprint
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -37,8 +39,8 @@ def _positive(text: str) -> int:
 
 
 def _sizes(text: str) -> list[int]:
-    from kvschema.cli.units import parse_sizes
     from kvschema.errors import KVSchemaError
+    from kvschema.render.units import parse_sizes
 
     try:
         return parse_sizes(text)
@@ -57,26 +59,26 @@ def _hf_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--kv-cache-dtype",
-        default="auto",
+        default=None,
         metavar="DTYPE",
         help="cache dtype (with --hf-config; default auto: the checkpoint's dtype)",
     )
     parser.add_argument(
         "--mamba-cache-dtype",
-        default="auto",
+        default=None,
         metavar="DTYPE",
         help="recurrent-state dtype (with --hf-config; default auto: the model's dtype)",
     )
     parser.add_argument(
         "--mamba-ssm-cache-dtype",
-        default="auto",
+        default=None,
         metavar="DTYPE",
         help="SSM-state dtype (with --hf-config; default auto: the family's setting)",
     )
     parser.add_argument(
         "--gdn-prefill-backend",
         choices=["flashinfer", "triton"],
-        default="flashinfer",
+        default=None,
         help="gated delta-net prefill kernel (Qwen3-Next, Qwen3.5; default flashinfer, vLLM's "
         "choice on Hopper: 64-token checkpoints and one more state page per request)",
     )
@@ -96,6 +98,36 @@ def _add_fit(commands: Any) -> None:
     )
     add_fit_arguments(fit)
     fit.set_defaults(handler=run_command.cmd_fit)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {text!r}")
+    return value
+
+
+def _add_serve(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="a capacity planner in the browser and a JSON API (the serve extra)",
+        description="Serve the page and the JSON API (validate, plan, fit, compat, fingerprint, "
+        "the GPU catalogue, example models, the schemas) on 127.0.0.1. Needs the extra: "
+        'pip install ".[serve]". Exit 2 without it or for usage errors.',
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this computer)"
+    )
+    serve.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow binding an address other computers reach (nothing authenticates them)",
+    )
+    serve.set_defaults(handler=run_command.cmd_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument(
         "--kind",
-        choices=["spec", "group", "config"],
-        help="the document type (default: recognised)",
+        choices=["spec", "group", "config", "layers", "groups"],
+        help="the document type (default: recognised; a layer map (layers) or a list of groups "
+        "(groups) is never recognised, only named)",
     )
     validate.add_argument(
         "--format",
@@ -188,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_sizes,
         required=True,
         metavar="SIZE",
-        help="KV-cache memory per rank: 40GiB, 80GB, 512MiB or bytes; one per stage with commas",
+        help="KV-cache memory per rank, one per stage with commas: bytes, or 80GB (10^9 bytes "
+        "each), 80GiB or 80Gi (2^30); one letter as vLLM reads it: 80G (2^30), 80g (10^9)",
     )
     plan.add_argument(
         "--path",
@@ -292,6 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     layers.set_defaults(handler=run_command.cmd_layers)
 
     _add_fit(commands)
+    models = commands.add_parser(
+        "models",
+        help="list the model families --hf-config reads, and how",
+        description="Every model family kvschema sizes from a config.json: its model types, "
+        "the vLLM 0.33 architectures it serves, and the rule each layer is read by.",
+    )
+    models.add_argument("-o", "--output", choices=["text", "markdown"], default="text")
+    models.set_defaults(handler=run_command.cmd_models)
 
     diff = commands.add_parser(
         "diff",
@@ -299,17 +341,50 @@ def build_parser() -> argparse.ArgumentParser:
         description="A sends pages, B receives them (a prefill and a decode node). Exit 0 when "
         "compatible, 1 when not, 2 for usage errors and files that cannot be read or are invalid.",
     )
-    diff.add_argument("a", metavar="A", help="the sending peer's CacheGroupsConfig")
-    diff.add_argument("b", metavar="B", help="the receiving peer's CacheGroupsConfig")
     diff.add_argument(
-        "--tp-a", type=_positive, default=1, metavar="N", help="A's tensor-parallel size"
+        "a", metavar="A", help="the sending peer's CacheGroupsConfig, or a plan (plan -o json)"
     )
     diff.add_argument(
-        "--tp-b", type=_positive, default=1, metavar="N", help="B's tensor-parallel size"
+        "b", metavar="B", help="the receiving peer's CacheGroupsConfig, or a plan (plan -o json)"
+    )
+    diff.add_argument(
+        "--tp-a",
+        type=_positive,
+        metavar="N",
+        help="A's tensor-parallel size (default: as A records it, else 1)",
+    )
+    diff.add_argument(
+        "--tp-b",
+        type=_positive,
+        metavar="N",
+        help="B's tensor-parallel size (default: as B records it, else 1)",
+    )
+    diff.add_argument(
+        "--path",
+        metavar="POINTER",
+        help="compare the sections of A and B at this JSON pointer (e.g. /serving/kv_cache)",
     )
     diff.add_argument("--format", choices=["yaml", "json", "toml"], help="input format")
     diff.add_argument("-o", "--output", choices=["text", "json"], default="text")
     diff.set_defaults(handler=run_command.cmd_diff)
+
+    prints = commands.add_parser(
+        "fingerprint",
+        help="print a layout's fingerprint and layout fingerprint",
+        description="Print the fingerprints of docs/exchange.md: fingerprint (the whole "
+        "canonical document) and, for a CacheGroupsConfig, layout_fingerprint (its groups "
+        "only, what peers must share). FILE holds a config, a group, a spec, or a plan as "
+        "plan -o json writes it (its layout is read). Exit 1 when the document is invalid, 2 "
+        "for usage errors and files that cannot be read.",
+    )
+    prints.add_argument("file", metavar="FILE", help="the document; - reads stdin")
+    prints.add_argument(
+        "--path", metavar="POINTER", help="fingerprint the section at this JSON pointer"
+    )
+    prints.add_argument("--format", choices=["yaml", "json", "toml"], help="input format")
+    prints.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    prints.set_defaults(handler=cmd_fingerprint)
+    _add_serve(commands)
 
     schema = commands.add_parser(
         "schema", help="write the JSON Schemas, or check committed ones for drift"
@@ -319,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="exit 1 naming each file that differs from the code"
     )
     schema.set_defaults(handler=run_command.cmd_schema)
+    add_examples(commands)  # each --help ends with two or three examples
     return parser
 
 

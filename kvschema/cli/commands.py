@@ -27,6 +27,7 @@ __all__ = [
     "cmd_layers",
     "cmd_plan",
     "cmd_schema",
+    "cmd_serve",
     "cmd_validate",
 ]
 
@@ -41,19 +42,9 @@ def _error_line(name: str, error: dict[str, Any], style: Style) -> str:
     ...                           "message": "bad \x1b[2J" + "x" * 2000}, Style(None))[:40]
     'a\\nb.yaml:2:1: $.x: bad \\x1b[2Jxxxxxxxxx'
     """
-    where = printable(name, NAME_LIMIT)
-    if error.get("line") is not None:
-        where += f":{error['line']}"
-        if error.get("column") is not None:
-            where += f":{error['column']}"
-    parts = [style(where + ":", "1")]
-    if error.get("document") is not None:
-        parts.append(f"document {error['document']}:")
-    if error.get("path") is not None and error["type"] != "load":
-        parts.append(f"{printable(error['path'], NAME_LIMIT)}:")
-    kind = printable(error["type"], NAME_LIMIT)
-    parts.append(f"{printable(error['message'], MESSAGE_LIMIT)} {style('[' + kind + ']', '31')}")
-    return " ".join(parts)
+    from kvschema.reading.report import error_line
+
+    return error_line(name, error, style)
 
 
 def _shown(text: Any) -> str:
@@ -62,30 +53,18 @@ def _shown(text: Any) -> str:
 
 
 def _issue_dict(issue: Any, documents: int) -> dict[str, Any]:
-    return {
-        "document": issue.document if documents > 1 else None,
-        "path": issue.path,
-        "message": issue.message,
-        "type": issue.error_type,
-        "line": issue.line,
-        "column": issue.column,
-    }
+    from kvschema.reading.report import issue_dict
+
+    return issue_dict(issue, documents)
 
 
 def _load_error(err: Any) -> dict[str, Any]:
-    """A reader's error as a report entry: the line and column as fields, not in the message."""
-    line, column = err.fields.get("line"), err.fields.get("column")
-    message: str = err.message
-    where = f"line {line}, column {column}: " if column is not None else f"line {line}: "
-    if line is not None and message.startswith(where):
-        message = message[len(where) :]
-    return {
-        "path": None,
-        "message": message,
-        "type": err.error_type,
-        "line": line,
-        "column": column,
-    }
+    """A reader's error as a report entry (see :func:`kvschema.reading.report.load_error_dict`)."""
+    from kvschema.reading.report import load_error_dict
+
+    entry = load_error_dict(err)
+    del entry["document"]
+    return entry
 
 
 def _json_failure(args: argparse.Namespace, name: str | None, errors: list[dict[str, Any]]) -> None:
@@ -118,44 +97,26 @@ def _bad_pointer(args: argparse.Namespace) -> str:
 
 def _check_file(name: str, args: argparse.Namespace, limits: Any) -> dict[str, Any]:
     """The report entry of one file: whether it is ok, its kinds and its errors (plain data)."""
-    from kvschema.cli.checking import check_document
-    from kvschema.cli.loaders import LoadError, load_file
+    from kvschema.reading.loaders import LoadError, load_file
+    from kvschema.reading.report import check_documents, load_error_dict
 
-    entry: dict[str, Any] = {"file": name, "ok": True, "documents": 0, "errors": []}
     try:
         documents = load_file(name, args.format, limits)
     except LoadError as err:
-        entry.update(ok=False, load_error=err.message)
-        entry["errors"].append({"document": None, **_load_error(err)})
-        return entry
-    entry["documents"] = len(documents)
-    if not documents:
-        entry["ok"] = False
-        entry["errors"].append(
-            {
-                "document": None,
-                "path": "$",
-                "message": "empty file: no document to check",
-                "type": "empty_document",
-                "line": None,
-                "column": None,
-            }
-        )
-    kinds = []
-    for document in documents:
-        kind, issues = check_document(document, args.kind, args.path)
-        kinds.append(kind)
-        for issue in issues:
-            entry["ok"] = False
-            entry["errors"].append(_issue_dict(issue, len(documents)))
-    entry["kinds"] = kinds
-    return entry
+        return {
+            "file": name,
+            "ok": False,
+            "documents": 0,
+            "errors": [load_error_dict(err)],
+            "load_error": err.message,
+        }
+    return {"file": name, **check_documents(documents, args.kind, args.path)}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import kvschema.cli.checking  # noqa: F401  (built here, before any fork, so workers share it)
+    import kvschema.reading.report  # noqa: F401  (built here, before any fork, so workers share it)
     from kvschema.cli.fanout import fan_out
-    from kvschema.cli.loaders import Limits, preload
+    from kvschema.reading.loaders import Limits, preload
 
     if _bad_pointer(args):
         return _refuse(args, "validate", _bad_pointer(args), "usage", EXIT_USAGE)
@@ -225,16 +186,18 @@ def _plan_layout(data: Any) -> str | None:
 
 def _read_one(
     name: str,
-    kind: str,
+    kind: str | None,
     args: argparse.Namespace,
     section: Callable[[Any], str | None] | None = None,
 ) -> tuple[int, Any]:
-    """Load and validate the one document of ``name`` as ``kind``; print errors on failure.
+    """Load and validate the one document of ``name`` as ``kind`` (None: as recognised).
+
+    Errors are printed on failure.
 
     ``--path`` selects a section; without it, ``section`` may pick one from the data.
     """
-    from kvschema.cli.checking import read_document
-    from kvschema.cli.loaders import LoadError, load_file
+    from kvschema.reading.checking import read_document
+    from kvschema.reading.loaders import LoadError, load_file
 
     if _bad_pointer(args):
         return _refuse(args, args.command, _bad_pointer(args), "usage", EXIT_USAGE), None
@@ -267,10 +230,12 @@ def _read_one(
 def _hf_layers(args: argparse.Namespace) -> tuple[int, Any]:
     """The per-rank layers of ``--hf-config``: paged as vLLM pages them, unless planned for
     EasyDeL's per-layer pool (``--strategy per_layer``), which keeps the plain pages."""
+    from kvschema.cli.options import apply_hf_defaults
     from kvschema.errors import KVSchemaError, KVSchemaWarning
     from kvschema.models.hf import layers_from_hf_config
     from kvschema.planning.engine import DEFAULT_BLOCK_SIZE, vllm_layers_from_hf_config
 
+    apply_hf_defaults(args)  # the parser leaves them None, so plan can refuse them given
     common = {
         "kv_cache_dtype": args.kv_cache_dtype,
         "tensor_parallel_size": args.tp or 1,
@@ -314,17 +279,29 @@ def cmd_layers(args: argparse.Namespace) -> int:
             "no_cache": list(layers.no_cache),
             "layers": {name: spec.model_dump(mode="json") for name, spec in layers.items()},
         }
+        if layers.kv_sharing:  # layers that read another's KV cache (Gemma 3n / 4)
+            document["kv_sharing"] = layers.kv_sharing
         print(json.dumps(document, indent=2))
     else:
         print(layers_table(layers, args.tp))
     return EXIT_OK
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from kvschema.models.catalog import families_markdown, models_listing
+
+    print(families_markdown() if args.output == "markdown" else models_listing())
+    return EXIT_OK
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
+    from kvschema.cli.options import plan_options_refused
     from kvschema.cli.tables import plan_table
     from kvschema.errors import KVSchemaError
     from kvschema.planning.planner import plan_cache
 
+    if plan_options_refused(args):  # an option that would be ignored is refused instead
+        return _refuse(args, "plan", plan_options_refused(args), "usage", EXIT_USAGE)
     if args.hf_config is None and args.max_model_len is None:
         message = (
             "--max-model-len is required with --layers and --groups "
@@ -363,7 +340,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     except KVSchemaError as err:
         return _refuse(args, "plan", err.message, err.error_type, EXIT_INVALID)
     if args.chart is not None:
-        from kvschema.cli.chart import plan_chart
+        from kvschema.render.chart import plan_chart
 
         source = args.hf_config or args.layers or args.groups
         try:
@@ -379,17 +356,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    from kvschema.cli.options import diff_tensor_parallel
     from kvschema.errors import KVSchemaError
     from kvschema.exchange.compat import check_compatible
 
     configs = []
-    for name in (args.a, args.b):
-        code, config = _read_one(name, "config", args)
+    for name in (args.a, args.b):  # a layout, what plan -o json writes, or --path's section
+        code, config = _read_one(name, "config", args, section=_plan_layout)
         if code != EXIT_OK:
             return EXIT_USAGE
         configs.append(config)
+    refused, tp_a, tp_b = diff_tensor_parallel(args, configs)
+    if refused:
+        return _refuse(args, "diff", refused, "usage", EXIT_USAGE)
     try:
-        report = check_compatible(configs[0], configs[1], tp_a=args.tp_a, tp_b=args.tp_b)
+        report = check_compatible(configs[0], configs[1], tp_a=tp_a, tp_b=tp_b)
     except KVSchemaError as err:
         return _refuse(args, "diff", err.message, err.error_type, EXIT_USAGE)
     if args.output == "json":
@@ -422,3 +403,38 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from kvschema.cli.fit_cli import run_fit
 
     return run_fit(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        print(
+            f"kvschema serve needs the serve extra ({err.name or 'fastapi'} is not installed): "
+            'pip install ".[serve]"',
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from kvschema.errors import KVSchemaError
+    from kvschema.serve.runner import is_loopback, serve
+
+    if not is_loopback(args.host) and not args.allow_remote:
+        print(
+            f"kvschema serve: --host {args.host} is not a loopback address: other computers "
+            "could use the server, and nothing authenticates them; pass --allow-remote to "
+            "bind it anyway",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    import gc
+
+    gc.enable()  # a long-lived server frees its cycles (the one-shot CLI switches them off)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"kvschema serve: http://{host}:{args.port}/ (Ctrl-C stops it)", file=sys.stderr)
+    try:
+        serve(args.host, args.port, allow_remote=args.allow_remote)
+    except KVSchemaError as err:
+        print(f"kvschema serve: {err.message}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK

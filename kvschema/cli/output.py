@@ -25,8 +25,9 @@ import errno
 import io
 import os
 import sys
-import unicodedata
 from typing import IO, Any, NoReturn
+
+from kvschema.reading.text import MESSAGE_LIMIT, NAME_LIMIT, printable
 
 __all__ = [
     "EXIT_INTERNAL",
@@ -41,65 +42,6 @@ __all__ = [
 
 #: The exit code of a failure inside kvschema itself (a bug): never "the document is wrong".
 EXIT_INTERNAL = 3
-#: The most characters of a message an error line shows.
-MESSAGE_LIMIT = 1000
-#: The most characters of a file name or a path an error line shows.
-NAME_LIMIT = 300
-
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape(char: str) -> str:
-    named = _NAMED.get(char)
-    if named is not None:
-        return named
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def _confusable(char: str, composed: bool) -> bool:
-    """Whether a printable non-ASCII character would pass for another in a name."""
-    if not composed and (unicodedata.category(char)[0] == "M" or "\u1100" <= char <= "\u11ff"):
-        return True  # a combining mark or Hangul jamo of a text that is not NFC
-    return unicodedata.normalize("NFKC", char) != char  # fullwidth, ligatures, superscripts
-
-
-def printable(text: str, limit: int | None = None) -> str:
-    r"""``text`` with every character that could forge or disguise output escaped, cut to ``limit``.
-
-    Escaped are the characters Python's ``str.isprintable`` calls unprintable: the controls
-    (``Cc``), format characters (``Cf``: bidirectional overrides and isolates, zero-width
-    spaces and joiners, the byte-order mark), line and paragraph separators, spaces other than
-    U+0020, surrogates, private-use and unassigned code points.  So are the characters that
-    would make two different names look alike: compatibility forms (those NFKC changes, such as
-    the fullwidth digit U+FF11), and, in a text that is not in Unicode NFC, its combining marks
-    (``e`` followed by U+0301 shows as ``e\u0301``, never as ``é``).
-
-    >>> printable("caf\u00e9 \u200blayer\u00a0x.\uff11 cafe\u0301")
-    'café \\u200blayer\\xa0x.\\uff11 cafe\\u0301'
-    """
-    if (limit is None or len(text) <= limit) and text.isascii() and text.isprintable():
-        return text
-    composed = text.isascii() or unicodedata.is_normalized("NFC", text)
-    end = len(text) if limit is None else limit
-    pieces: list[str] = []
-    size = used = 0
-    for char in text[:end]:
-        if not char.isprintable() or (not char.isascii() and _confusable(char, composed)):
-            piece = _escape(char)
-        else:
-            piece = char
-        if limit is not None and size + len(piece) > limit:
-            break
-        pieces.append(piece)
-        size += len(piece)
-        used += 1
-    rest = len(text) - used
-    return "".join(pieces) + (f"... [{rest} more characters]" if rest else "")
 
 
 class Style:

@@ -4,7 +4,9 @@
 >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
 >>> plan = plan_cache({f"layer.{i}": spec for i in range(4)}, available_bytes=2**30,
 ...                   max_model_len=4096, max_num_batched_tokens=1024)
->>> print(plan_table(plan).splitlines()[-3])
+>>> for line in plan_table(plan).splitlines()[-4:-2]:
+...     print(line)
+budget       1.00 GiB per rank (1073741824 bytes)
 pages        4096 of 256.00 KiB per page index (one is the null page)
 """
 
@@ -12,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kvschema.cli.output import NAME_LIMIT, printable
-from kvschema.cli.units import human_bytes
 from kvschema.models.hf import HFLayers
 from kvschema.planning.plan import CachePlan
+from kvschema.reading.text import NAME_LIMIT, printable
+from kvschema.render.units import human_bytes
 from kvschema.spec.union import MambaSpec
 
 __all__ = ["layers_table", "plan_table", "render_table"]
@@ -61,8 +63,8 @@ def plan_table(plan: CachePlan) -> str:
     )
     if not plan.has_kv_cache:
         return (
-            f"{head}\n\nno KV cache: no layer keeps one (an attention-free model); vLLM plans "
-            "one page (the null page) and no groups"
+            f"{head}\n\n{_budget_line(inputs.available_bytes)}\nno KV cache: no layer keeps "
+            "one (an attention-free model); vLLM plans one page (the null page) and no groups"
         )
     total = sum(group.request_bytes for group in plan.groups)
     rows = [
@@ -95,6 +97,7 @@ def plan_table(plan: CachePlan) -> str:
                 ]
             )
         lines += [render_table(stage_rows, right=(0, 2, 3, 4)), ""]
+    lines.append(_budget_line(inputs.available_bytes))
     lines.append(
         f"pages        {plan.num_pages} of {human_bytes(plan.bytes_per_page)} per page index "
         "(one is the null page)"
@@ -110,6 +113,20 @@ def plan_table(plan: CachePlan) -> str:
         )
     lines.append(tokens)
     return "\n".join(lines)
+
+
+def _budget_line(budgets: Sequence[int]) -> str:
+    """The memory the plan is for: per rank, one figure or one per pipeline stage.
+
+    >>> _budget_line([20 * 1024**3])
+    'budget       20.00 GiB per rank (21474836480 bytes)'
+    >>> _budget_line([2**30, 2**29])
+    'budget       1.00 GiB, 512.00 MiB per rank, one per pipeline stage'
+    """
+    if len(set(budgets)) == 1:
+        return f"budget       {human_bytes(budgets[0])} per rank ({budgets[0]} bytes)"
+    shown = ", ".join(human_bytes(budget) for budget in budgets)
+    return f"budget       {shown} per rank, one per pipeline stage"
 
 
 def _describe(spec: object) -> str:
@@ -132,10 +149,14 @@ def layers_table(layers: HFLayers, tensor_parallel_size: int = 1) -> str:
     """A model's layers as people read them: one row per layer, then the per-token totals."""
     rows = [["layer", "kind", "spec (one rank)", "page", "bytes/token"]]
     no_cache = set(layers.no_cache)
+    sharing = getattr(layers, "kv_sharing", {})
     count = len({name.split(".")[1] for name in layers.layer_names})  # decoder layers
     for name in layers.layer_names:
         if name in no_cache:
             rows.append([name, "none", "no cache (MLP / MoE block)", "", ""])
+            continue
+        if name in sharing:
+            rows.append([name, "shared", f"reads {sharing[name]}'s KV cache", "", "0"])
             continue
         spec = layers[name]
         per_token = (
@@ -157,4 +178,8 @@ def layers_table(layers: HFLayers, tensor_parallel_size: int = 1) -> str:
         lines.append(f"state per request    {state} ({human_bytes(state)})")
     if no_cache:
         lines.append(f"without a cache      {len(no_cache)} layer(s)")
+    if sharing:
+        lines.append(f"sharing a KV cache   {len(sharing)} layer(s)")
+    for note in getattr(layers, "notes", ()):
+        lines.append(f"note: {note}")
     return "\n".join(lines)

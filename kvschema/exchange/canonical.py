@@ -147,7 +147,9 @@ def migrate(document: dict[str, Any]) -> dict[str, Any]:
     refused, naming both versions.  A document without ``schema_version`` is version 1.
     """
     if not isinstance(document, dict):
-        raise InvalidArgumentError(f"expected a mapping, got {type(document).__name__}")
+        raise InvalidArgumentError(
+            f"document must be a mapping (a CacheGroupsConfig), got {type(document).__name__}"
+        )
     version = document.get("schema_version", 1)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise UnsupportedVersionError(

@@ -147,11 +147,26 @@ def _window(spec: Any) -> int | None:
     return getattr(spec, "sliding_window", None) or getattr(spec, "attention_chunk_size", None)
 
 
-def _possible_totals(heads: int, tp: int) -> set[int]:
-    """Total KV heads a rank holding ``heads`` at ``tp`` may stand for."""
-    if heads == 1 and tp > 1:  # one per rank: split evenly, or replicated because tp exceeds them
-        return {total for total in range(1, tp + 1) if tp % total == 0}
-    return {heads * tp}
+def _totals_agree(heads_a: int, tp_a: int, heads_b: int, tp_b: int) -> bool:
+    """Whether ranks of ``heads_a`` heads at ``tp_a`` and ``heads_b`` at ``tp_b`` may hold one model.
+
+    A rank of ``h`` heads at ``tp`` stands for ``h * tp`` heads in all, except one head per rank
+    at ``tp > 1``: then the model's heads may also be fewer than the ranks and replicated, so
+    the total is any divisor of ``tp`` (vLLM's ``num_kv_heads // tp`` rounded up to 1, with
+    ``tp % num_kv_heads == 0`` required).  Decided by arithmetic, never by listing the
+    divisors: O(1) in the tensor-parallel sizes.
+
+    >>> _totals_agree(8, 1, 1, 16), _totals_agree(8, 1, 1, 12), _totals_agree(1, 10**6, 1, 7)
+    (True, False, True)
+    """
+    replicated_a, replicated_b = heads_a == 1 and tp_a > 1, heads_b == 1 and tp_b > 1
+    if replicated_a and replicated_b:
+        return True  # one head in all fits either
+    if replicated_a:
+        return tp_a % (heads_b * tp_b) == 0
+    if replicated_b:
+        return tp_b % (heads_a * tp_a) == 0
+    return heads_a * tp_a == heads_b * tp_b
 
 
 def _compare_layer(
@@ -238,7 +253,7 @@ def _compare_layer(
                 b.num_kv_heads,
                 f"{name}: an MLA latent is never sharded, so it must match per rank",
             )
-    elif not _possible_totals(a.num_kv_heads, tp_a) & _possible_totals(b.num_kv_heads, tp_b):
+    elif not _totals_agree(a.num_kv_heads, tp_a, b.num_kv_heads, tp_b):
         diff(
             "kv_heads",
             "num_kv_heads",

@@ -17,8 +17,9 @@ from typing import Annotated, Any, TypeAlias
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 from pydantic_core import PydanticCustomError
 
-from kvschema.errors import InvalidArgumentError, MaskDetailsError
-from kvschema.layout.group import CacheGroupSpec
+from kvschema._args import positive_int_arg, shown_value
+from kvschema.errors import MaskDetailsError
+from kvschema.layout.group import MAX_LAYERS, CacheGroupSpec
 from kvschema.spec.union import (
     CacheSpec,
     ChunkedLocalAttentionSpec,
@@ -128,8 +129,8 @@ def _listed(items: list[Any]) -> str:
 def _layer_index(key: Any) -> int | None:
     if isinstance(key, int) and not isinstance(key, bool):
         return key if key >= 0 else None
-    if isinstance(key, str) and key.isascii() and key.isdigit():
-        return int(key)
+    if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 18:
+        return int(key)  # longer digit strings are no index (at most MAX_LAYERS)
     return None
 
 
@@ -156,11 +157,18 @@ def _parse_details(mask_details: MaskDetailsInput) -> dict[int, MaskDetail]:
     for key, detail in mask_details.items():
         index = _layer_index(key)
         if index is None:
-            bad_keys.append(repr(key))
+            bad_keys.append(shown_value(key, 40))
         elif index in raw:
             repeated.append(index)
         else:
             raw[index] = _detail_input(detail)
+    beyond = sorted(index for index in raw if index >= MAX_LAYERS)
+    if beyond:
+        raise MaskDetailsError(
+            f"layer index {shown_value(beyond[0])} is beyond the {MAX_LAYERS} layers a config "
+            "lists (indices run 0..n-1)",
+            layers=beyond[:_SHOWN],
+        )
     if bad_keys:
         raise MaskDetailsError(
             f"mask_details keys must be layer indices >= 0 (int or digits), got {_listed(bad_keys)}",
@@ -184,8 +192,10 @@ def _check_indices(indices: list[int], num_layers: int | None) -> None:
     if beyond:
         problems.append(f"layer(s) {_listed(beyond)} beyond num_layers={num_layers}")
     if problems:
+        given = "" if num_layers is None else f" (num_layers={num_layers})"
         raise MaskDetailsError(
-            f"mask details must cover layers 0..{count - 1} exactly once: {'; '.join(problems)}",
+            f"mask details must cover layers 0..{count - 1}{given} exactly once: "
+            f"{'; '.join(problems)}",
             missing=missing,
             beyond=beyond,
         )
@@ -212,12 +222,8 @@ def groups_from_mask_details(
     ...     {}, page_size=16, num_kv_heads=8, head_size=128, dtype="bf16", num_layers=2)]
     [['layer.0', 'layer.1']]
     """
-    if num_layers is not None and (
-        isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1
-    ):
-        raise InvalidArgumentError(
-            f"num_layers must be an int >= 1 or None, got {num_layers!r}", num_layers=num_layers
-        )
+    if num_layers is not None:
+        positive_int_arg("num_layers", num_layers, MAX_LAYERS, "the most layers a config lists")
     full = FullAttentionSpec(
         page_size=page_size,
         num_kv_heads=num_kv_heads,

@@ -132,8 +132,10 @@ def _rope_parameters(config: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [rope]
 
 
-def _rope_type(params: Mapping[str, Any]) -> Any:
-    return params.get("rope_type", params.get("type", "default"))
+def _rope_type(params: Mapping[str, Any]) -> str | None:
+    """The RoPE type a parameter set names (None when it names something that is not a name)."""
+    kind = params.get("rope_type", params.get("type", "default"))
+    return kind if isinstance(kind, str) else None
 
 
 def model_length(text_config: Mapping[str, Any], model_type: str | None = None) -> ModelLength:

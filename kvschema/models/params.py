@@ -1,12 +1,11 @@
 """A Hugging Face ``config.json`` → the model's weights as parts, counted from the architecture.
 
 The count follows each family's modules as vLLM builds them: embeddings, attention (GQA with
-its biases and q/k norms, MLA's replicated down-projections), dense and gated MLPs, MoE experts
-with shared experts and routers, Mamba-1, Mamba-2 and gated-delta mixers, the norms, and
-``lm_head`` unless tied; each linear sized by the checkpoint's ``quantization_config``
-(:mod:`kvschema.models.quant`).  Only the families of :data:`PARAM_FAMILIES` are counted; any
-other ``model_type`` is refused.  A checkpoint with a vision tower is refused unless
-``text_only=True`` (the count covers the language model only).
+biases and q/k norms, MLA's replicated down-projections), dense and gated MLPs, MoE experts with
+shared experts and routers, Mamba-1/2 and gated-delta mixers, norms, ``lm_head`` unless tied;
+each linear sized by the ``quantization_config`` (:mod:`kvschema.models.quant`).  Only
+:data:`PARAM_FAMILIES` are counted, any other ``model_type`` is refused; a checkpoint with a
+vision tower is refused unless ``text_only=True`` (the language model only).
 
 >>> from kvschema.models.split import stage_bytes
 >>> cfg = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
@@ -24,7 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from kvschema.models.families import HFConfigError, family_of, layer_kinds
+from kvschema.models.families import HFConfigError
+from kvschema.models.kinds import family_of, layer_kinds
 from kvschema.models.quant import QuantScheme, linear_bytes, parse_quantization
 from kvschema.models.split import Place, Split, WeightPart
 
@@ -235,7 +235,7 @@ def _attention(c: _Count, family: str, i: int, kind: str, h: int) -> None:
         )
         return
     nkv = c.get_int("num_key_value_heads", nq) or nq
-    hd = cfg.get("head_dim") or h // nq
+    hd = c.get_int("head_dim", h // nq) or h // nq
     bias = bool(cfg.get("attention_bias", family in ("qwen2", "gpt_oss")))
     gated_q = 2 if family == "qwen3_next" else 1  # Qwen3-Next gates attention output by q
     c.linear(f"{p}.q_proj", h, gated_q * nq * hd, "column", layer=i, bias=bias)
@@ -418,7 +418,7 @@ def count_parameters(config: dict[str, Any], *, text_only: bool = False) -> Coun
     >>> count_parameters({"model_type": "falcon"})
     Traceback (most recent call last):
     ...
-    kvschema.models.families.HFConfigError: no parameter count for model_type 'falcon'; counted families: cohere2, deepseek_v2, deepseek_v3, gemma2, gemma3_text, gpt_oss, jamba, llama, llama4_text, minimax_m2, mistral, mixtral, nemotron_h, olmo2, phi3, qwen2, qwen3, qwen3_next; pass the weight bytes or the checkpoint's files
+    kvschema.models.fields.HFConfigError: no parameter count for model_type 'falcon'; counted families: cohere2, deepseek_v2, deepseek_v3, gemma2, gemma3_text, gpt_oss, jamba, llama, llama4_text, minimax_m2, mistral, mixtral, nemotron_h, olmo2, phi3, qwen2, qwen3, qwen3_next; pass the weight bytes or the checkpoint's files
     """
     cfg, model_type, notes = _resolve(config, text_only)
     family = family_of(model_type)
@@ -429,7 +429,7 @@ def count_parameters(config: dict[str, Any], *, text_only: bool = False) -> Coun
             model_type=model_type,
         )
     dtype = cfg.get("torch_dtype") or cfg.get("dtype")
-    if dtype not in _DTYPE_BYTES:
+    if not isinstance(dtype, str) or dtype not in _DTYPE_BYTES:
         notes.append(f"dtype {dtype!r} unknown or absent: assumed 2 bytes per weight (bfloat16)")
     elif dtype in ("float32", "float"):
         notes.append("a float32 checkpoint: vLLM's dtype=auto loads it in 16 bits")
@@ -476,10 +476,17 @@ def _rope_buffer(c: _Count, cfg: dict[str, Any], family: str, h: int) -> None:
     if not isinstance(positions, int) or positions <= 0:
         return
     if family in ("deepseek_v2", "deepseek_v3"):
-        dims = cfg.get("qk_rope_head_dim") or 64
+        dims = c.get_int("qk_rope_head_dim", 64) or 64
     else:
-        head = cfg.get("head_dim") or h // max(c.get_int("num_attention_heads"), 1)
-        dims = cfg.get("rotary_dim") or int(head * float(cfg.get("partial_rotary_factor", 1.0)))
+        fallback = h // max(c.get_int("num_attention_heads"), 1)
+        head = c.get_int("head_dim", fallback) or fallback
+        factor = cfg.get("partial_rotary_factor", 1.0)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor < 0:
+            raise HFConfigError(
+                f"{c.model_type}: partial_rotary_factor must be a number >= 0, got {factor!r:.40}",
+                field="partial_rotary_factor",
+            )
+        dims = c.get_int("rotary_dim", 0) or int(head * factor)
     copies = 2 if family in ("gemma3_text", "cohere2", "llama4_text") else 1
     size = copies * positions * dims * c.dtype_bytes
     c.parts.append(

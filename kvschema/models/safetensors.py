@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -268,16 +269,19 @@ def read_folder(
     return headers
 
 
-def index_total_size(path: str | Path) -> int:
-    """``metadata.total_size`` of a ``model.safetensors.index.json`` (a file or its folder).
+def index_total_size(path: str | Path | Mapping[str, Any]) -> int:
+    """``metadata.total_size`` of a ``model.safetensors.index.json`` (a file or its folder, or
+    its content already read: a web request carries the content, never a path).
 
     >>> import json, tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> _ = (folder / "model.safetensors.index.json").write_text(
     ...     json.dumps({"metadata": {"total_size": 16060522496}, "weight_map": {}}))
-    >>> index_total_size(folder)
-    16060522496
+    >>> index_total_size(folder), index_total_size({"metadata": {"total_size": 2**30}})
+    (16060522496, 1073741824)
     """
+    if isinstance(path, Mapping):
+        return _total_size(path, "the safetensors index")
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors.index.json"
@@ -291,13 +295,17 @@ def index_total_size(path: str | Path) -> int:
         data = json.loads(text)
     except (ValueError, RecursionError) as err:
         raise CheckpointError(f"{path}: not JSON: {err}", path=str(path)) from None
-    metadata = data.get("metadata") if isinstance(data, dict) else None
-    total = metadata.get("total_size") if isinstance(metadata, dict) else None
+    return _total_size(data, str(path))
+
+
+def _total_size(data: Any, where: str) -> int:
+    metadata = data.get("metadata") if isinstance(data, Mapping) else None
+    total = metadata.get("total_size") if isinstance(metadata, Mapping) else None
     if isinstance(total, float) and total.is_integer():
         total = int(total)  # some writers emit 1.6e10
     if not isinstance(total, int) or isinstance(total, bool) or total <= 0:
         raise CheckpointError(
-            f"{path}: metadata.total_size must be a positive integer, got {total!r:.40}",
-            path=str(path),
+            f"{where}: metadata.total_size must be a positive integer, got {total!r:.40}",
+            path=where,
         )
     return total

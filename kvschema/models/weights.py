@@ -270,7 +270,7 @@ def weights_given(
 
 
 def weights_from_index(
-    path: str | Path,
+    path: str | Path | Mapping[str, Any],
     *,
     config: Mapping[str, Any] | str | Path | None = None,
     tensor_parallel_size: int = 1,
@@ -278,7 +278,8 @@ def weights_from_index(
     expert_parallel: bool = False,
     data_parallel_size: int = 1,
 ) -> WeightEstimate:
-    """``metadata.total_size`` of ``model.safetensors.index.json`` (a file or its folder).
+    """``metadata.total_size`` of ``model.safetensors.index.json`` (a file or its folder, or
+    its content as a mapping).
 
     >>> import json, tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -286,6 +287,8 @@ def weights_from_index(
     ...     json.dumps({"metadata": {"total_size": 16060522496}}))
     >>> weights_from_index(folder).bytes_per_rank.point
     16060522496
+    >>> weights_from_index({"metadata": {"total_size": 2**30}}).provenance
+    'index'
     """
     tp, pp, ep = _parallel(
         tensor_parallel_size, pipeline_parallel_size, expert_parallel, data_parallel_size

@@ -35,11 +35,13 @@ from typing import Any, Literal, NamedTuple
 
 from kvschema.planning.plan import CachePlan
 from kvschema.planning.planner import plan_cache
+from kvschema.spec.base import MAX_INT
 
 __all__ = ["CacheShape", "Failure", "Outcome"]
 
-#: A budget no rank has: the shape's plan always fits, and fixes only the layout.
-_UNBOUNDED = 1 << 62
+#: A budget no rank has (2**53 - 1 bytes, the largest a plan takes): the shape's plan fits,
+#: and fixes only the layout.
+_UNBOUNDED = MAX_INT
 
 Failure = Literal["no_memory", "max_model_len", "auto_fit"]
 

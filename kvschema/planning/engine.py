@@ -25,7 +25,7 @@ from math import lcm
 from pathlib import Path
 from typing import Any, Literal
 
-from kvschema._args import positive_int_arg
+from kvschema._args import optional_bool_arg, positive_int_arg
 from kvschema.errors import InvalidArgumentError
 from kvschema.models.hf import HFLayers, layers_from_hf_config
 from kvschema.spec.attention import ATTENTION_SPECS
@@ -193,7 +193,8 @@ def vllm_layers(
             f"layer {other[0]} is a {type(specs[other[0]]).__name__}: give per-layer specs"
         )
     start = DEFAULT_BLOCK_SIZE if block_size is None else positive_int_arg("block_size", block_size)
-    caching = bool(attention) if enable_prefix_caching is None else enable_prefix_caching
+    asked = optional_bool_arg("enable_prefix_caching", enable_prefix_caching)
+    caching = bool(attention) if asked is None else asked
     mode: MambaCacheMode = "align" if caching else "none"
     block, padded = start, None
     if attention and states:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kvschema.models.fields import HFConfigError
 from kvschema.models.interval import GIB, Interval
 from kvschema.models.weights import WeightEstimate
 from kvschema.planning.budget import ByteRange, StageBudget, requested_memory
@@ -396,6 +397,16 @@ def evaluate(choice: Choice) -> FitReport:
     )
 
 
+def _read_model(hf_config: Any, weights_bytes: Any, expert_parallel: Any) -> FitModel:
+    """The model ``hf_config`` names; a config kvschema cannot read is ``hf_config``'s fault."""
+    try:
+        return FitModel(hf_config, weights_bytes=weights_bytes, expert_parallel=expert_parallel)
+    except HFConfigError as err:
+        if err.message.startswith("hf_config"):
+            raise
+        raise HFConfigError(f"hf_config: {err.message}", **err.fields) from None
+
+
 def fit(
     hf_config: Mapping[str, Any] | str | Path | FitModel,
     *,
@@ -434,7 +445,7 @@ def fit(
     model = (
         hf_config
         if isinstance(hf_config, FitModel)
-        else FitModel(hf_config, weights_bytes=weights_bytes, expert_parallel=expert_parallel)
+        else _read_model(hf_config, weights_bytes, expert_parallel)
     )
     choice = resolve_choice(
         model,

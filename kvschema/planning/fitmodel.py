@@ -15,7 +15,6 @@ True
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,6 +23,7 @@ from kvschema._args import positive_int_arg
 from kvschema.errors import InvalidArgumentError, KVSchemaError
 from kvschema.models.context import ModelLength
 from kvschema.models.families import HFConfigError
+from kvschema.models.files import read_config
 from kvschema.models.hf import HFLayers
 from kvschema.models.interval import Interval
 from kvschema.models.weights import WeightEstimate, estimate_weights
@@ -103,16 +103,8 @@ def device(name: str | None = None, memory: int | None = None) -> Device:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    file = path / "config.json" if path.is_dir() else path
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HFConfigError(f"{file}: no such file", path=str(file)) from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise HFConfigError(f"{file}: cannot read a JSON config: {err}", path=str(file)) from None
-    if not isinstance(data, dict):
-        raise HFConfigError(f"{file}: a config.json holds an object, got {type(data).__name__}")
-    return data
+    """The config a path names: a file, or the folder holding config.json (capped, never a pipe)."""
+    return read_config(path)
 
 
 class FitModel:
@@ -135,6 +127,10 @@ class FitModel:
         if isinstance(hf_config, Mapping):
             self.config = dict(hf_config)
         elif isinstance(hf_config, (str, Path)):
+            if not str(hf_config).strip():
+                raise HFConfigError(
+                    f"hf_config must name a config.json or the folder holding one, got {hf_config!r}"
+                )
             path = Path(hf_config)
             self.config = _read_config(path)
             if path.is_dir():

@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kvschema._args import positive_int_arg
+from kvschema._args import MAX_INT, MAX_INT_WHY, positive_int_arg, shown_value
 from kvschema.errors import InvalidArgumentError, KVSchemaError
 from kvschema.layout.config import CacheGroupsConfig
 from kvschema.spec.base import _cdiv
@@ -24,6 +24,7 @@ __all__ = [
     "PlanInputs",
     "StagePlan",
     "Strategy",
+    "json_exact",
     "pages_per_request",
     "stage_sizes",
 ]
@@ -209,6 +210,7 @@ def stage_sizes(num_layers: int, pipeline_parallel_size: int) -> list[int]:
     [2, 3, 3, 2]
     """
     pp = positive_int_arg("pipeline_parallel_size", pipeline_parallel_size)
+    positive_int_arg("num_layers", num_layers)
     if num_layers < pp:
         raise InvalidArgumentError(
             f"pipeline_parallel_size={pp} is more stages than the {num_layers} cache layers"
@@ -233,3 +235,44 @@ def pages_per_request(spec: CacheSpec, max_model_len: int, tokens: int) -> int:
         return spec.pages_per_request(max_model_len=max_model_len, max_num_batched_tokens=tokens)
     memory = spec.max_memory_usage_bytes(max_model_len=max_model_len, max_num_batched_tokens=tokens)
     return _cdiv(memory, spec.page_size_bytes)
+
+
+def _too_large(value: Any, path: str) -> tuple[str, int] | None:
+    """The first integer in ``value`` (plain data) past :data:`MAX_INT`, with its JSON path."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (path, value) if value > MAX_INT else None
+    items: Any = value.items() if isinstance(value, dict) else ()
+    if isinstance(value, list):
+        items = ((f"[{i}]", item) for i, item in enumerate(value))
+    for key, item in items:
+        found = _too_large(item, f"{path}{key}" if key.startswith("[") else f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
+
+
+def json_exact(plan: CachePlan) -> CachePlan:
+    """``plan`` when every integer it writes stays within 2**53 - 1, else the error naming one.
+
+    2**53 - 1 is the largest integer every JSON reader keeps exact: kvschema never writes a
+    plan that a JavaScript or Go reader would read back rounded.  (The layout's own integers
+    are bounded by its models; this checks what planning derives from them.)
+
+    >>> from kvschema import MambaSpec, plan_cache
+    >>> state = MambaSpec(page_size=1, shapes=[[4]], dtype="fp32")
+    >>> plan_cache({"a": state}, available_bytes=2**40, max_model_len=4096,
+    ...            max_num_batched_tokens=2**52)  # two batches of 2**52 tokens in flight
+    Traceback (most recent call last):
+    ...
+    kvschema.errors.InvalidArgumentError: the plan's $.inputs.tokens_in_flight would be 9007199254740992, more than 2**53 - 1 = 9007199254740991, the largest integer every JSON reader keeps exact; plan fewer tokens (max_model_len, max_num_batched_tokens) or a smaller budget
+    """
+    found = _too_large(plan.model_dump(exclude={"config"}), "$")
+    if found is None:
+        return plan
+    path, value = found
+    raise InvalidArgumentError(
+        f"the plan's {path} would be {shown_value(value)}, more than {MAX_INT_WHY}; plan "
+        "fewer tokens (max_model_len, max_num_batched_tokens) or a smaller budget",
+        path=path,
+        value=value,
+    )

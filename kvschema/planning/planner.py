@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kvschema._args import positive_int_arg
+from kvschema._args import positive_int_arg, shown_value
 from kvschema.errors import InvalidArgumentError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
 from kvschema.layout.parallel import Parallelism
@@ -45,6 +45,7 @@ from kvschema.planning.plan import (
     PlanInputs,
     StagePlan,
     Strategy,
+    json_exact,
     pages_per_request,
     stage_sizes,
 )
@@ -169,7 +170,7 @@ def plan_cache(
         chunked_local=any(map(_is_chunked, {id(s): s for s in specs.values()}.values())),
     )
     if not specs:
-        return _no_cache_plan(inputs)
+        return json_exact(_no_cache_plan(inputs))
     if inputs.disable_hybrid_kv_cache_manager:
         specs = unify_hybrid_specs(specs)
     grouped = hybrid_groups(specs) if strategy == "hybrid" else per_layer_groups(specs)
@@ -179,7 +180,9 @@ def plan_cache(
     ]
     costs = _StageCosts.of(grouped, list(specs), inputs)
     stages = [costs.plan_stage(stage, budget, pages) for stage, budget in enumerate(costs.budgets)]
-    return attach_sharing_layers(_assemble(grouped, pages, stages, costs, inputs), sharing)
+    return json_exact(
+        attach_sharing_layers(_assemble(grouped, pages, stages, costs, inputs), sharing)
+    )
 
 
 # -- the steps ------------------------------------------------------------------------------
@@ -253,13 +256,23 @@ def _checked_inputs(
     )
 
 
-def _budgets(available_bytes: int | Sequence[int], pp: int) -> list[int]:
-    values = [available_bytes] * pp if isinstance(available_bytes, int) else list(available_bytes)
-    if isinstance(available_bytes, bool) or len(values) != pp:
+def _budgets(available_bytes: Any, pp: int) -> list[int]:
+    """One budget per stage: an int (every stage) or a sequence of ``pp`` ints, each checked."""
+    if isinstance(available_bytes, int) and not isinstance(available_bytes, bool):
+        return [positive_int_arg("available_bytes", available_bytes)] * pp
+    if not isinstance(available_bytes, Sequence) or isinstance(available_bytes, (str, bytes)):
         raise InvalidArgumentError(
-            f"available_bytes must be an int or one figure per stage ({pp}), got {available_bytes!r}"
+            f"available_bytes must be an int or one int per stage ({pp}), got "
+            f"{shown_value(available_bytes)}",
+            available_bytes=available_bytes,
         )
-    return [positive_int_arg("available_bytes", value) for value in values]
+    if len(available_bytes) != pp:
+        raise InvalidArgumentError(
+            f"available_bytes must be an int or one int per stage ({pp}), got "
+            f"{len(available_bytes)} figures: {shown_value(available_bytes)}",
+            available_bytes=available_bytes,
+        )
+    return [positive_int_arg("available_bytes", value) for value in available_bytes]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 from kvschema._args import positive_int_arg
 from kvschema.errors import InvalidArgumentError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
+from kvschema.layout.group import MAX_LAYERS
 from kvschema.layout.parallel import Parallelism
 from kvschema.models.context import ModelLength
 from kvschema.spec.sharding import shard_spec
@@ -73,7 +74,12 @@ def parallel_sizes(
     if pp_asked is None:
         pp_asked = 1 if scope is None else scope.pipeline_parallel_size
     tp = positive_int_arg("tensor_parallel_size", tp_asked)
-    pp = positive_int_arg("pipeline_parallel_size", pp_asked)
+    pp = positive_int_arg(  # a stage holds one layer or more, and a config at most MAX_LAYERS
+        "pipeline_parallel_size",
+        pp_asked,
+        MAX_LAYERS,
+        f"a stage holds one layer or more, and a model has at most {MAX_LAYERS} layers",
+    )
     if per_rank and scope is None:
         scope = Parallelism(tensor_parallel_size=tp)
     if scope is None:

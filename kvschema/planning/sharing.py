@@ -30,7 +30,8 @@ __all__ = ["attach_sharing_layers", "drop_sharing_layers", "sharing_map"]
 def sharing_map(
     layers: Mapping[str, Any] | Sequence[CacheGroupSpec], kv_sharing: Mapping[str, str] | None
 ) -> dict[str, str]:
-    """Sharing layer → target: ``kv_sharing`` and the ``kv_sharing`` of groups given as layers.
+    """Sharing layer → target: ``kv_sharing``, the ``kv_sharing`` of groups given as layers, and
+    that of a layer map that carries one (what ``layers_from_hf_config`` returns for Gemma 3n).
 
     >>> sharing_map({}, {"layer.2": "layer.0"})
     {'layer.2': 'layer.0'}
@@ -39,6 +40,8 @@ def sharing_map(
     if isinstance(layers, Sequence) and not isinstance(layers, (str, bytes)):
         for group in layers:
             found.update(getattr(group, "kv_sharing", None) or {})
+    elif isinstance(layers, Mapping):
+        found.update(getattr(layers, "kv_sharing", None) or {})
     if kv_sharing is None:
         return found
     if not isinstance(kv_sharing, Mapping):

@@ -19,6 +19,7 @@ from pydantic import (
     StrictBool,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -31,6 +32,7 @@ from kvschema.spec.base import (
     _cdiv,
     _SpecBase,
 )
+from kvschema.spec.bounds import page_bytes_error
 from kvschema.spec.dtypes import DTypeName, dtype_size
 
 __all__ = [
@@ -163,6 +165,14 @@ class _AttentionBase(_SpecBase):
     def raw_page_size_bytes(self) -> int:
         """Bytes of one page before padding."""
         return self._raw_from(self.__dict__) or 0
+
+    @model_validator(mode="after")
+    def _page_within_json(self) -> _AttentionBase:
+        """A page's bytes stay within 2**53 - 1 (see :mod:`kvschema.spec.bounds`)."""
+        error = page_bytes_error(self.page_size_bytes)
+        if error is not None:
+            raise error
+        return self
 
 
 class FullAttentionSpec(_AttentionBase):

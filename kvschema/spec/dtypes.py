@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from kvschema._args import did_you_mean
 from kvschema.errors import DTypeError
 
 __all__ = [
@@ -99,11 +100,17 @@ _ACCEPTED = sorted(_LOOKUP)
 _PY_TYPES = (bool, int, float, complex, str, bytes, object)
 
 
-def _unknown(shown: str, hint: str = "") -> DTypeError:
+def _unknown(shown: str, hint: str = "", name: str | None = None) -> DTypeError:
+    """The error of an unknown dtype: the close names when there are (``name`` is what was
+    looked up), else the canonical names (each has aliases; ``DTYPE_ALIASES`` lists them)."""
+    close = did_you_mean(name, _ACCEPTED) if name is not None and not hint else ""
+    if close:
+        return DTypeError(f"unknown dtype {shown}{close}", dtype=shown)
     names = ", ".join(sorted(DTYPE_SIZES))
-    aliases = ", ".join(sorted(DTYPE_ALIASES))
     return DTypeError(
-        f"unknown dtype {shown}{hint}; valid names: {names} (aliases: {aliases})", dtype=shown
+        f"unknown dtype {shown}{hint}; valid names: {names} (or an alias such as bf16, fp16, "
+        "fp8; kvschema.DTYPE_ALIASES lists them)",
+        dtype=shown,
     )
 
 
@@ -125,8 +132,10 @@ def _from_name(name: str, shown: str) -> str:
         )
     lowered = name.lower()
     if lowered != name and (lowered in _LOOKUP or lowered in _SUB_BYTE_BITS):
-        raise _unknown(shown, f" (names are lowercase: did you mean {lowered!r}?)")
-    raise _unknown(shown)
+        raise DTypeError(
+            f"unknown dtype {shown} (names are lowercase: did you mean {lowered!r}?)", dtype=shown
+        )
+    raise _unknown(shown, name=name)
 
 
 def _object_name(value: Any) -> str | None:

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from kvschema._args import positive_int_arg
 from kvschema.spec.base import MAX_INT, GivenPageBytes, GivenTypeId, PositiveInt, _SpecBase
+from kvschema.spec.bounds import page_bytes_error
 from kvschema.spec.dtypes import DTypeName, dtype_size
 
 __all__ = ["MambaCacheMode", "MambaSpec"]
@@ -114,7 +115,7 @@ class MambaSpec(_SpecBase):
         return None
 
     def _check_rules(self) -> None:
-        error = self._form_error()
+        error = self._form_error() or page_bytes_error(self.page_size_bytes)
         if error is not None:
             raise error
 

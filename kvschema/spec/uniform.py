@@ -19,6 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kvschema.spec.attention import ChunkedLocalAttentionSpec, FullAttentionSpec, SlidingWindowSpec
 from kvschema.spec.base import GivenPageBytes, GivenTypeId, LayerName, _cdiv, _SpecBase
+from kvschema.spec.bounds import page_bytes_error
 
 __all__ = ["UniformTypeSpec", "family"]
 
@@ -96,6 +97,9 @@ class UniformTypeSpec(_SpecBase):
         errors = self._type_errors()
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
+        error = page_bytes_error(self.page_size_bytes)
+        if error is not None:
+            raise error
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:

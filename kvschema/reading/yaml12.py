@@ -7,9 +7,9 @@ happens (an alias of an empty collection counts one value), so an alias bomb end
 anything walks it.  A document that declares another version (``%YAML 1.1``) is refused.
 Keys are equal as YAML nodes are: ``1``, ``true`` and ``1.0`` are three keys (``true`` and
 ``1.0`` are kept as :class:`TypedKey`, as Python would take them for ``1``).
-``kvschema.cli.loaders`` is the entry point.
+``kvschema.reading.loaders`` is the entry point.
 
->>> from kvschema.cli.loaders import Limits
+>>> from kvschema.reading.loaders import Limits
 >>> [d.data for d in yaml_documents("a: yes\\nb: 017\\n---\\n[1, .5, null]\\n", Limits())]
 [{'a': 'yes', 'b': 17}, [1, 0.5, None]]
 """
@@ -20,7 +20,7 @@ import math
 import re
 from typing import Any
 
-from kvschema.cli.document import (
+from kvschema.reading.document import (
     Document,
     Limits,
     LoadError,

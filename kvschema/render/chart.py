@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from html import escape
 
-from kvschema.cli.output import printable
-from kvschema.cli.units import human_bytes
 from kvschema.planning.plan import CachePlan
+from kvschema.reading.text import printable
+from kvschema.render.units import human_bytes
 
 __all__ = ["plan_chart"]
 

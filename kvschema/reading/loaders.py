@@ -1,7 +1,7 @@
 """Reading deploy files: YAML 1.2 (safe, through libyaml), JSON and TOML, with positions and limits.
 
 YAML is read event by event from libyaml and built under the YAML 1.2 core schema (in
-``kvschema.cli.yaml12``): ``yes``/``no`` stay strings, ``017`` is seventeen, no tag constructs an
+``kvschema.reading.yaml12``): ``yes``/``no`` stay strings, ``017`` is seventeen, no tag constructs an
 object.  Duplicate
 keys are reported with both lines, in YAML and JSON alike.  Limits on bytes, nesting depth
 and the number of values (aliases counted as expanded) end hostile files early.
@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any, BinaryIO
 
 from kvschema._reading import FileReadError, read_capped, read_stream_capped
-from kvschema.cli.document import (
+from kvschema.reading.document import (
     MAX_INT_DIGITS,
     Document,
     Format,
@@ -33,8 +33,8 @@ from kvschema.cli.document import (
     check_int,
     quote,
 )
-from kvschema.cli.tomlpos import toml_positions
-from kvschema.cli.yaml12 import depth_advice, yaml_documents
+from kvschema.reading.tomlpos import toml_positions
+from kvschema.reading.yaml12 import depth_advice, yaml_documents
 
 __all__ = [
     "FORMATS",

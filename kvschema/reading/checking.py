@@ -1,6 +1,6 @@
 """Checking loaded documents: recognise what a document is, validate it, and say where it is wrong.
 
->>> from kvschema.cli.loaders import load_text
+>>> from kvschema.reading.loaders import load_text
 >>> (doc,) = load_text("kind: full_attention\\npage_size: 0\\nnum_kv_heads: 8\\n"
 ...                    "head_size: 128\\ndtype: bf16\\n", "yaml")
 >>> kind, issues = check_document(doc)
@@ -19,11 +19,11 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from kvschema.cli.document import quote
-from kvschema.cli.loaders import Document
 from kvschema.errors import KVSchemaError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
 from kvschema.layout.layer_map import LayerMap, is_wrapped_layer_map
+from kvschema.reading.document import Document, quote
+from kvschema.reading.suggest import field_suggestion
 from kvschema.spec.union import spec_adapter
 
 __all__ = [
@@ -181,6 +181,17 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _parent(data: Any, path: tuple[Any, ...]) -> Any:
+    """The mapping or list that holds the value at ``path`` in ``data`` (None when none does)."""
+    node = data
+    for part in path[:-1]:
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_list or (isinstance(node, dict) and part in node)):
+            return None
+        node = node[part]
+    return node
+
+
 def _message(error: Any) -> str:
     message: str = error["msg"]
     value = error.get("input")
@@ -258,13 +269,17 @@ def read_document(
             loc = tuple(error["loc"])
             if flat and loc[:1] == ("layers",):  # a flat map is read as {"layers": map}
                 loc = loc[1:]
-            path = (*base, *_data_path(data, loc))
+            inner = _data_path(data, loc)
+            path = (*base, *inner)
             position = document.position(path)
+            message = _message(error)
+            if error["type"] == "extra_forbidden":  # a misspelt field: name the closest known
+                message += field_suggestion(_parent(data, inner), inner, found)
             issues.append(
                 Issue(
                     index,
                     format_path(path),
-                    _message(error),
+                    message,
                     error["type"],
                     *(position or (None, None)),
                 )
