@@ -1,19 +1,12 @@
-"""Text output that input cannot forge, and standard streams that fail with a clear message.
+"""The command line's streams and parser: exits with a clear message, never a traceback.
 
-Every piece of input a text line shows (file names, layer names, keys, ``model_type``, an
-error message quoting a value) goes through :func:`printable`: characters that move the
-cursor, colour the terminal, or reorder or hide text (C0 and C1 controls, DEL, the
-bidirectional and zero-width format characters, line and paragraph separators, spaces other
-than the ASCII one) are written as Python escapes (``\\n``, ``\\x1b``, ``\\u202e``), so a layer
-name cannot end a line early, forge an ``ok`` line or hide an error; so are the characters that
-make two names look alike (a fullwidth digit, a decomposed accent).  Long input is cut, with a
-marker saying how much was left out, so every error line has a bounded length.  JSON output
-(``-o json``) escapes by JSON's own rules and is not cut.
+Text that shows input goes through :func:`~kvschema.reading.text.printable` (re-exported here),
+so no input can forge or hide a line; this module adds the parser whose usage errors are
+escaped, the streams that fail with a clear message (closed, unencodable, a full disk) and the
+terminal colours.
 
->>> printable("layer.0\\nfile.yaml: ok \\x1b[32m\\u202e")
-'layer.0\\\\nfile.yaml: ok \\\\x1b[32m\\\\u202e'
->>> printable("x" * 50, 20)
-'xxxxxxxxxxxxxxxxxxxx... [30 more characters]'
+>>> printable("layer.0\\nfile.yaml: ok")
+'layer.0\\\\nfile.yaml: ok'
 """
 
 from __future__ import annotations
