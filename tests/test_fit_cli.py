@@ -8,9 +8,9 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from fit_models import QWEN3_8B
 
 from kvschema import FitReport, fit
 from kvschema.cli import main
@@ -19,19 +19,6 @@ from kvschema.planning.fitmodel import FitModel
 from kvschema.planning.solvers import Solution, Sweep, smallest_utilization, sweep
 
 HF = Path(__file__).parent / "fixtures" / "hf"
-QWEN3_8B: dict[str, Any] = {
-    "model_type": "qwen3",
-    "hidden_size": 4096,
-    "head_dim": 128,
-    "intermediate_size": 12288,
-    "num_hidden_layers": 36,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "vocab_size": 151936,
-    "tie_word_embeddings": False,
-    "torch_dtype": "bfloat16",
-    "max_position_embeddings": 40960,
-}
 
 
 def run(*argv: str) -> tuple[int, str, str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fit_models import QWEN3_8B
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -109,21 +110,6 @@ def test_more_pinned_memory_never_fits_less(
         assert more.plan.max_concurrency >= less.plan.max_concurrency  # type: ignore[operator]
     elif less.plan.max_model_len_estimate is not None and more.plan.max_model_len_estimate:
         assert more.plan.max_model_len_estimate >= less.plan.max_model_len_estimate
-
-
-QWEN3_8B: dict[str, Any] = {
-    "model_type": "qwen3",
-    "hidden_size": 4096,
-    "head_dim": 128,
-    "intermediate_size": 12288,
-    "num_hidden_layers": 36,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "vocab_size": 151936,
-    "tie_word_embeddings": False,
-    "torch_dtype": "bfloat16",
-    "max_position_embeddings": 40960,
-}
 
 
 @settings(max_examples=40, deadline=None)
