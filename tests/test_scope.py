@@ -16,6 +16,7 @@ from kvschema import (
     InvalidArgumentError,
     SlidingWindowSpec,
     plan_cache,
+    vllm_layers_from_hf_config,
 )
 from kvschema.cli import main
 from kvschema.layout.layer_map import LayerMap, is_wrapped_layer_map
@@ -138,12 +139,14 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
+# a dense model, one whose layers share others' caches (Gemma 3n), and a Mamba hybrid
+@pytest.mark.parametrize("model", ["llama3-8b", "gemma-3n-e4b", "nemotron-h-8b"])
 def test_every_cli_path_gives_the_same_plan(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--hf-config, --layers (what `layers -o json` writes), --groups (what `plan -o json` writes,
     whole or its layout, or a --path into a deploy file) and Python agree, TP applied once."""
-    config = str(FIXTURES / "llama3-8b.json")
+    config = str(FIXTURES / f"{model}.json")
     common = ["--memory", "20GiB", "--max-model-len", "8192", "-o", "json"]
     code, out, _ = _run(capsys, "plan", "--hf-config", config, "--tp", "2", *common)
     assert code == 0
@@ -167,7 +170,7 @@ def test_every_cli_path_gives_the_same_plan(
         code, out, err = _run(capsys, "plan", *argv, *common)
         assert (code, err) == (0, ""), argv
         assert json.loads(out)["config"] == reference["config"], argv
-    python = plan_cache(layers_from_hf_config(config, tensor_parallel_size=2),
+    python = plan_cache(vllm_layers_from_hf_config(config, tensor_parallel_size=2),
                         available_bytes=20 * GiB, max_model_len=8192,
                         max_num_batched_tokens=8192)  # fmt: skip
     assert python.config.model_dump(mode="json") == reference["config"]
@@ -195,3 +198,20 @@ def test_cli_max_model_len_defaults_and_refusals(capsys: pytest.CaptureFixture[s
     assert "--max-model-len is required" in err
     code, _, err = _run(capsys, "plan", "--hf-config", config, "--memory", "20GiB", "--path", "/a")
     assert code == 2
+
+
+def test_layer_map_sharing_names_listed_layers() -> None:
+    spec = FULL.model_dump(mode="json")
+    doc = {"layers": {"a": spec, "b": spec}, "kv_sharing": {"c": "a"}}
+    assert LayerMap.model_validate(doc).kv_sharing == {"c": "a"}
+    assert plan_cache(LayerMap.model_validate(doc), **PLAN).config.kv_cache_groups[0].kv_sharing
+    with pytest.raises(ValidationError) as caught:
+        LayerMap.model_validate({**doc, "kv_sharing": {"c": "z", "b": "a"}})
+    errors = {(e["loc"], e["type"]) for e in caught.value.errors()}
+    assert errors == {
+        (("kv_sharing", "c"), "kv_sharing_target_elsewhere"),
+        (("kv_sharing", "b"), "kv_sharing_layer_listed"),
+    }
+    assert "layer c shares z, which is not one of layers" in str(caught.value)
+    with pytest.raises(InvalidArgumentError, match="in the groups given"):  # two answers
+        plan_cache(LayerMap.model_validate(doc), **PLAN, kv_sharing={"c": "b"})

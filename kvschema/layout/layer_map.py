@@ -20,8 +20,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kvschema.layout.group import MAX_LAYERS
 from kvschema.layout.parallel import Parallelism
@@ -40,6 +50,7 @@ _WRAPPED_KEYS = frozenset(
         "kv_bytes_per_token",
         "state_bytes_per_request",
         "no_cache",
+        "kv_sharing",
     }
 )
 
@@ -82,6 +93,35 @@ class LayerMap(BaseModel):
     kv_bytes_per_token: StrictInt | None = None
     state_bytes_per_request: StrictInt | None = None
     no_cache: list[LayerName] = Field(default_factory=list)
+    kv_sharing: Annotated[dict[LayerName, LayerName], Field(max_length=MAX_LAYERS)] | None = Field(
+        default=None,
+        description="Layers that keep no cache of their own and read a listed layer's "
+        "(vLLM's kv_sharing_target_layer_name): sharing layer -> its target in layers.",
+    )
+
+    @field_validator("kv_sharing")
+    @classmethod
+    def _sharing_targets_listed(
+        cls, sharing: dict[str, str] | None, info: ValidationInfo
+    ) -> dict[str, str] | None:
+        layers = info.data.get("layers")
+        if not sharing or layers is None:  # no layers: their own error says why
+            return sharing
+        errors: list[InitErrorDetails] = []
+        for name, target in sharing.items():
+            if name in layers:
+                template = "layer {name} is in layers, so it cannot share another's cache"
+                kind = "kv_sharing_layer_listed"
+            elif target not in layers:
+                template = "layer {name} shares {target}, which is not one of layers"
+                kind = "kv_sharing_target_elsewhere"
+            else:
+                continue
+            error = PydanticCustomError(kind, template, {"name": name, "target": target})
+            errors.append({"type": error, "loc": (name,), "input": target})
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return sharing
 
     @model_validator(mode="before")
     @classmethod

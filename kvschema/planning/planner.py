@@ -49,7 +49,13 @@ from kvschema.planning.plan import (
     pages_per_request,
     stage_sizes,
 )
-from kvschema.planning.scope import max_model_len_to_plan, parallel_sizes, rank_specs, scoped
+from kvschema.planning.scope import (
+    is_layer_map,
+    max_model_len_to_plan,
+    parallel_sizes,
+    rank_specs,
+    scoped,
+)
 from kvschema.planning.sharing import attach_sharing_layers, drop_sharing_layers, sharing_map
 from kvschema.spec.sharding import shard_spec
 from kvschema.spec.union import (
@@ -151,7 +157,7 @@ def plan_cache(
         scope, tensor_parallel_size, pipeline_parallel_size, specs_per_rank
     )
     specs = rank_specs(layer_map(source), tp, scope)
-    sharing = sharing_map(source, kv_sharing)
+    sharing = sharing_map(layers if is_layer_map(layers) else source, kv_sharing)
     specs = drop_sharing_layers(specs, sharing, pipeline_parallel_size=pp)
     inputs = _checked_inputs(
         available_bytes,

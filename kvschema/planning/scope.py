@@ -25,10 +25,10 @@ from kvschema.models.context import ModelLength
 from kvschema.spec.sharding import shard_spec
 from kvschema.spec.union import CacheSpec
 
-__all__ = ["max_model_len_to_plan", "parallel_sizes", "rank_specs", "scoped"]
+__all__ = ["is_layer_map", "max_model_len_to_plan", "parallel_sizes", "rank_specs", "scoped"]
 
 
-def _is_layer_map(layers: Any) -> bool:
+def is_layer_map(layers: Any) -> bool:
     """Whether ``layers`` is a :class:`~kvschema.layout.layer_map.LayerMap`, without building
     that model for a plan that never reads one: none exists before its module is imported."""
     module = sys.modules.get("kvschema.layout.layer_map")
@@ -47,7 +47,7 @@ def scoped(
     recorded: Any
     if isinstance(layers, CacheGroupsConfig):
         source, recorded = layers.kv_cache_groups, layers.parallelism
-    elif _is_layer_map(layers):
+    elif is_layer_map(layers):
         source, recorded = layers.layers, layers.parallelism
     else:
         source, recorded = layers, getattr(layers, "parallelism", None)

@@ -27,9 +27,7 @@ from kvschema.spec.union import CacheSpec
 __all__ = ["attach_sharing_layers", "drop_sharing_layers", "sharing_map"]
 
 
-def sharing_map(
-    layers: Mapping[str, Any] | Sequence[CacheGroupSpec], kv_sharing: Mapping[str, str] | None
-) -> dict[str, str]:
+def sharing_map(layers: Any, kv_sharing: Mapping[str, str] | None) -> dict[str, str]:
     """Sharing layer → target: ``kv_sharing``, the ``kv_sharing`` of groups given as layers, and
     that of a layer map that carries one (what ``layers_from_hf_config`` returns for Gemma 3n).
 
@@ -40,7 +38,7 @@ def sharing_map(
     if isinstance(layers, Sequence) and not isinstance(layers, (str, bytes)):
         for group in layers:
             found.update(getattr(group, "kv_sharing", None) or {})
-    elif isinstance(layers, Mapping):
+    else:  # a layer mapping or a LayerMap that carries one
         found.update(getattr(layers, "kv_sharing", None) or {})
     if kv_sharing is None:
         return found
