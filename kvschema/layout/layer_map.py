@@ -66,7 +66,7 @@ class LayerMap(BaseModel):
     Parallelism(tensor_parallel_size=2, pipeline_parallel_size=1, pipeline_stage=None)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     layers: Annotated[dict[LayerName, CacheSpec], Field(max_length=MAX_LAYERS)]
     parallelism: Parallelism | None = Field(

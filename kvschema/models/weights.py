@@ -69,7 +69,7 @@ class WeightEstimate(BaseModel):
     ('given', 40.0, 80.0)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     provenance: Provenance
     #: Bytes on the fullest rank of the fullest stage (the bottleneck).

@@ -60,7 +60,7 @@ class GPUSource(BaseModel):
     '22.05 GiB'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     figure: str
     value: str
@@ -135,7 +135,7 @@ class GPU(BaseModel):
     ('amd', None, 191.45)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str
     vendor: Literal["nvidia", "amd"]

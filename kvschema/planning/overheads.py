@@ -46,7 +46,7 @@ MIB = 1 << 20
 class OverheadInputs(BaseModel):
     """What the overhead model reads: the model's shape on one rank and vLLM's settings."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     hidden_size: int = Field(ge=1)
     #: The dense MLP's intermediate size (0: none, an all-MoE model).
@@ -105,7 +105,7 @@ class Overheads(BaseModel):
     5
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     #: The transient peak of the profile run (torch's peak minus what stays allocated).
     activation: Interval
