@@ -40,9 +40,7 @@ from kvschema.errors import InvalidArgumentError, KVSchemaError
 from kvschema.models.families import HFConfigError
 from kvschema.models.interval import Interval
 from kvschema.models.params import count_parameters
-from kvschema.models.safetensors import index_total_size, read_folder, read_header
 from kvschema.models.split import stage_bytes
-from kvschema.models.tensors import parts_from_tensors
 
 __all__ = [
     "Provenance",
@@ -290,6 +288,8 @@ def weights_from_index(
     >>> weights_from_index({"metadata": {"total_size": 2**30}}).provenance
     'index'
     """
+    from kvschema.models.safetensors import index_total_size  # a checkpoint's files only
+
     tp, pp, ep = _parallel(
         tensor_parallel_size, pipeline_parallel_size, expert_parallel, data_parallel_size
     )
@@ -320,6 +320,9 @@ def weights_from_safetensors(
     >>> weights_from_safetensors(path, tensor_parallel_size=2).bytes_per_rank.point
     16384
     """
+    from kvschema.models.safetensors import read_folder, read_header  # a checkpoint's files only
+    from kvschema.models.tensors import parts_from_tensors
+
     tp, pp, ep = _parallel(
         tensor_parallel_size, pipeline_parallel_size, expert_parallel, data_parallel_size
     )

@@ -17,7 +17,6 @@ BatchDefaults(max_num_batched_tokens=2048, max_num_seqs=256, tier='default')
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from functools import cache
@@ -252,6 +251,8 @@ def gpu(name: str) -> GPU:
     key = _key(name)
     if key in index:
         return index[key]
+    import difflib  # an unknown name only
+
     near = difflib.get_close_matches(key, list(index), n=8, cutoff=0.5)
     names: list[str] = []
     for k in near:
