@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -198,9 +198,7 @@ def _key(name: str) -> str:
 
 @cache
 def _catalogue() -> tuple[tuple[GPU, ...], dict[str, GPU]]:
-    raw = json.loads(
-        resources.files("kvschema.planning").joinpath("data/gpus.json").read_text("utf-8")
-    )
+    raw = json.loads(Path(__file__).with_name("data").joinpath("gpus.json").read_text("utf-8"))
     entries: list[GPU] = []
     for item in raw["gpus"]:
         mib = item["cuda_total_mib"]

@@ -23,7 +23,7 @@ import json
 import math
 from collections.abc import Mapping
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -126,7 +126,9 @@ class Overheads(BaseModel):
 
 @cache
 def _coefficients() -> dict[str, Any]:
-    text = resources.files("kvschema.planning").joinpath("data/overheads.json").read_text("utf-8")
+    # read beside this file (importlib.resources would import tempfile and zipfile, a tenth of
+    # fit's start-up, for a package that is never zipped: pydantic-core cannot load from a zip)
+    text = Path(__file__).with_name("data").joinpath("overheads.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 
