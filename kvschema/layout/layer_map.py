@@ -81,7 +81,9 @@ class LayerMap(BaseModel):
     )
     kv_bytes_per_token: StrictInt | None = None
     state_bytes_per_request: StrictInt | None = None
-    no_cache: list[LayerName] = Field(default_factory=list)
+    # a lambda, not `list`: pydantic reads a builtin's signature from its text with
+    # tokenize's large regex, compiled once per process (~3 ms of a command's start-up)
+    no_cache: list[LayerName] = Field(default_factory=lambda: [])
 
     @model_validator(mode="before")
     @classmethod

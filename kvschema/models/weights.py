@@ -83,7 +83,9 @@ class WeightEstimate(BaseModel):
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     expert_parallel_size: int | None = None
-    notes: list[str] = Field(default_factory=list)
+    # a lambda, not `list`: pydantic reads a builtin's signature from its text with
+    # tokenize's large regex, compiled once per process (~3 ms of a command's start-up)
+    notes: list[str] = Field(default_factory=lambda: [])
 
 
 def _load(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:

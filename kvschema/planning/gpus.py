@@ -143,7 +143,9 @@ class GPU(BaseModel):
     compute_capability: str
     #: The capacity the vendor advertises, in GB.
     memory_gb: int
-    aliases: list[str] = Field(default_factory=list)
+    # a lambda, not `list`: pydantic reads a builtin's signature from its text with
+    # tokenize's large regex, compiled once per process (~3 ms of a command's start-up)
+    aliases: list[str] = Field(default_factory=lambda: [])
     #: The device total as ``torch.cuda.mem_get_info()`` reports it, in bytes.
     cuda_total: Interval
     #: NVML's total in bytes (None: no published figure).

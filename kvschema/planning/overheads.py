@@ -116,7 +116,9 @@ class Overheads(BaseModel):
     #: CUDA context, NCCL and cuBLAS before the snapshot: outside the budget, but it must fit
     #: beside ``total x utilization`` for vLLM to start.
     startup: Interval
-    notes: list[str] = Field(default_factory=list)
+    # a lambda, not `list`: pydantic reads a builtin's signature from its text with
+    # tokenize's large regex, compiled once per process (~3 ms of a command's start-up)
+    notes: list[str] = Field(default_factory=lambda: [])
 
     @property
     def budget(self) -> Interval:
