@@ -16,6 +16,7 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["add_fit_arguments", "run_fit"]
@@ -55,8 +56,6 @@ def _size_or_int(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"expected a size (bytes, 20GiB, 80GB, or vLLM's 20G / 20g), got {text!r}"
         )
-    from decimal import Decimal  # exact for "27.52GiB"; imported only for a size given
-
     value = round(Decimal(match.group(1)) * _UNITS.get(unit, 1))
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a size of at least one byte, got {text!r}")
