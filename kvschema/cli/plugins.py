@@ -41,7 +41,7 @@ def _real(name: str) -> Any:
         import importlib.util
         from importlib.machinery import PathFinder
 
-        package = sys.modules["pydantic.plugin"].__path__
+        package = importlib.import_module(LOADER.rpartition(".")[0]).__path__
         spec = PathFinder.find_spec(LOADER.rpartition(".")[2], package)
         if spec is None or spec.loader is None:
             raise AttributeError(name)
