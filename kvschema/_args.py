@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
@@ -109,6 +108,8 @@ def close_matches(word: Any, choices: Iterable[str], n: int = 3) -> list[str]:
     """
     if not isinstance(word, str) or not word or len(word) > 256:
         return []
+    import difflib  # here: suggestions are for errors, and start-up pays for every import
+
     by_key: dict[str, str] = {}
     for choice in choices:
         by_key.setdefault(choice.lower(), choice)

@@ -12,7 +12,6 @@ does not pickle itself (a lambda, an open file) crosses as its ``repr``.
 
 from __future__ import annotations
 
-import pickle
 from typing import Any, ClassVar
 
 __all__ = [
@@ -26,6 +25,8 @@ __all__ = [
 
 
 def _rebuild(cls: type[KVSchemaError], message: str, fields: bytes) -> KVSchemaError:
+    import pickle  # here, not at import: pickling errors is rare, start-up is not
+
     return cls(message, **pickle.loads(fields))
 
 
@@ -39,6 +40,8 @@ def _portable(value: Any) -> Any:
     A field may hold anything a caller passed (a lambda, an open file, a lock): the error still
     crosses a process boundary, with such a value shown as text.
     """
+    import pickle
+
     try:
         pickle.loads(pickle.dumps(value))
     except Exception:  # whatever pickling a foreign value raises, the error must still pickle
@@ -65,6 +68,8 @@ class KVSchemaError(ValueError):
         self.fields = fields
 
     def __reduce__(self) -> tuple[Any, ...]:
+        import pickle
+
         if id(self) in _REDUCING:  # the error is in its own fields: stand in for it as text
             return (str, (f"<{type(self).__name__}: {self.message[:200]}>",))
         # The fields are pickled here, while this error is marked: one that holds the error

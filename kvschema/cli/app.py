@@ -24,6 +24,7 @@ from kvschema.cli.output import (
     prepare_streams,
 )
 from kvschema.cli.pipeline import cmd_fingerprint
+from kvschema.cli.plugins import skip_plugin_discovery
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -400,9 +401,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    # This process is kvschema's own: skip pydantic's plugin discovery, which reads every
-    # installed package's metadata (a fifth of start-up) for plugins a CLI run never uses.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -419,11 +417,12 @@ EXIT_BROKEN_PIPE = 141
 def run() -> None:
     """The console script: :func:`main` in a process of its own, then exit with its code.
 
-    A run is short and builds no reference cycles, so the cyclic garbage collector is switched
-    off for it (a twentieth of a 200-file run's wall time otherwise), and the process ends
-    without tearing the interpreter down (an eighth): output is flushed and ``atexit``
-    handlers run first, so nothing a normal exit would do is lost but the freeing of memory
-    the operating system takes back anyway.  A reader that closes the pipe early (``| head``)
+    pydantic's plugin discovery is skipped (see :mod:`kvschema.cli.plugins`).  A run is short
+    and builds no reference cycles, so the cyclic garbage collector is switched off for it (a
+    twentieth of a 200-file run's wall time otherwise), and the process ends without tearing
+    the interpreter down (an eighth): output is flushed and ``atexit`` handlers run first, so
+    nothing a normal exit would do is lost but the freeing of memory the operating system
+    takes back anyway.  A reader that closes the pipe early (``| head``)
     ends the run quietly with exit code 141.
     """
     import atexit
@@ -431,6 +430,7 @@ def run() -> None:
 
     gc.disable()
     prepare_streams()
+    skip_plugin_discovery()  # unless PYDANTIC_DISABLE_PLUGINS is set (see kvschema.cli.plugins)
     try:
         try:
             code = main()

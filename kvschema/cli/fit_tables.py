@@ -9,11 +9,15 @@ verdict  fits: vLLM starts: 163,840 tokens of KV cache, 5.00 requests of 32,768 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kvschema.cli.tables import render_table
 from kvschema.models.interval import GIB, Interval
 from kvschema.planning.budget import ByteRange, StageBudget
 from kvschema.planning.fit import FitPlan, FitReport
-from kvschema.planning.solvers import Solution, Sweep
+
+if TYPE_CHECKING:  # --solve and --sweep only: a plain fit does not import the solvers
+    from kvschema.planning.solvers import Solution, Sweep
 
 __all__ = ["fit_table", "solution_text", "sweep_table"]
 

@@ -47,7 +47,7 @@ Rule = Literal[
 class Difference(BaseModel):
     """One way the two layouts differ: where, both values, which rule, and why it matters."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     rule: Rule
     layer: str | None = Field(default=None, description="The layer it concerns, if one.")
@@ -69,7 +69,7 @@ class CompatibilityReport(BaseModel):
     (True, ['num_pages'])
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     compatible: bool
     differences: list[Difference]

@@ -77,7 +77,7 @@ class LayerMap(BaseModel):
     Parallelism(tensor_parallel_size=2, pipeline_parallel_size=1, pipeline_stage=None)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     layers: Annotated[dict[LayerName, CacheSpec], Field(max_length=MAX_LAYERS)]
     parallelism: Parallelism | None = Field(
@@ -92,7 +92,9 @@ class LayerMap(BaseModel):
     )
     kv_bytes_per_token: StrictInt | None = None
     state_bytes_per_request: StrictInt | None = None
-    no_cache: list[LayerName] = Field(default_factory=list)
+    # a lambda, not `list`: pydantic reads a builtin's signature from its text with
+    # tokenize's large regex, compiled once per process (~3 ms of a command's start-up)
+    no_cache: list[LayerName] = Field(default_factory=lambda: [])
     kv_sharing: Annotated[dict[LayerName, LayerName], Field(max_length=MAX_LAYERS)] | None = Field(
         default=None,
         description="Layers that keep no cache of their own and read a listed layer's "

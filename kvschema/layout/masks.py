@@ -105,7 +105,7 @@ class MaskDetail(BaseModel):
     <AttnMaskType.SLIDING: 'ATTN_MASK_SLIDING'>
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     mask_type: Annotated[AttnMaskType, BeforeValidator(_parse_mask_type)]
     size: PositiveInt | None = Field(default=None, description="Sliding window in tokens.")

@@ -34,7 +34,7 @@ class Interval(BaseModel):
     Value error, an interval needs low <= point <= high, got low=5 point=3 high=9
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     low: int = Field(ge=0, strict=True, description="The least the quantity can be, in bytes.")
     point: int = Field(ge=0, strict=True, description="The best estimate, in bytes.")

@@ -66,7 +66,7 @@ class CountedModel(BaseModel):
     (2, 202112, False)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     parts: list[WeightPart]
     num_layers: int

@@ -55,7 +55,7 @@ class LinearFormat(BaseModel):
     (True, (65536, 16))
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str
     #: Bits per weight element (4.0 for int4, 16.0 for bf16).
@@ -125,7 +125,7 @@ class QuantScheme(BaseModel):
     16.0
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     method: str
     quantized: LinearFormat

@@ -85,7 +85,7 @@ class TensorInfo(BaseModel):
     2
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     dtype: str
     shape: tuple[int, ...]
@@ -100,7 +100,7 @@ class SafetensorsHeader(BaseModel):
     24
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     path: str
     tensors: dict[str, TensorInfo]

@@ -55,7 +55,7 @@ class WeightPart(BaseModel):
     1024
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str
     #: Where it lives: the first stage (embed, other), the last (head, final), its layer's stage

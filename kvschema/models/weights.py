@@ -40,9 +40,7 @@ from kvschema.errors import InvalidArgumentError, KVSchemaError
 from kvschema.models.families import HFConfigError
 from kvschema.models.interval import Interval
 from kvschema.models.params import count_parameters
-from kvschema.models.safetensors import index_total_size, read_folder, read_header
 from kvschema.models.split import stage_bytes
-from kvschema.models.tensors import parts_from_tensors
 
 __all__ = [
     "Provenance",
@@ -69,7 +67,7 @@ class WeightEstimate(BaseModel):
     ('given', 40.0, 80.0)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     provenance: Provenance
     #: Bytes on the fullest rank of the fullest stage (the bottleneck).
@@ -85,7 +83,9 @@ class WeightEstimate(BaseModel):
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     expert_parallel_size: int | None = None
-    notes: list[str] = Field(default_factory=list)
+    # a lambda, not `list`: pydantic reads a builtin's signature from its text with
+    # tokenize's large regex, compiled once per process (~3 ms of a command's start-up)
+    notes: list[str] = Field(default_factory=lambda: [])
 
 
 def _load(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
@@ -290,6 +290,8 @@ def weights_from_index(
     >>> weights_from_index({"metadata": {"total_size": 2**30}}).provenance
     'index'
     """
+    from kvschema.models.safetensors import index_total_size  # a checkpoint's files only
+
     tp, pp, ep = _parallel(
         tensor_parallel_size, pipeline_parallel_size, expert_parallel, data_parallel_size
     )
@@ -320,6 +322,9 @@ def weights_from_safetensors(
     >>> weights_from_safetensors(path, tensor_parallel_size=2).bytes_per_rank.point
     16384
     """
+    from kvschema.models.safetensors import read_folder, read_header  # a checkpoint's files only
+    from kvschema.models.tensors import parts_from_tensors
+
     tp, pp, ep = _parallel(
         tensor_parallel_size, pipeline_parallel_size, expert_parallel, data_parallel_size
     )

@@ -41,7 +41,7 @@ class ByteRange(BaseModel):
     (-1.0, 2.0, 3.0)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     low: int = Field(strict=True, description="The least it can be, in bytes.")
     point: int = Field(strict=True, description="The best estimate, in bytes.")
@@ -87,7 +87,7 @@ class StageBudget(BaseModel):
     and ``available`` is exact.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     stage: int = Field(ge=0)
     #: ``ceil(total x gpu_memory_utilization)``; None when the budget is pinned.

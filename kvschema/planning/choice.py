@@ -39,7 +39,7 @@ __all__ = ["Choice", "FitSettings", "resolve_choice", "stage_budgets"]
 class FitSettings(BaseModel):
     """The vLLM settings of a fit, as vLLM 0.33 resolves them (its names)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     vllm_version: str
     tensor_parallel_size: int

@@ -61,7 +61,7 @@ End = Literal["low", "point", "high"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class FitHardware(_Frozen):

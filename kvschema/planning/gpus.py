@@ -17,11 +17,10 @@ BatchDefaults(max_num_batched_tokens=2048, max_num_seqs=256, tier='default')
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,7 +59,7 @@ class GPUSource(BaseModel):
     '22.05 GiB'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     figure: str
     value: str
@@ -135,7 +134,7 @@ class GPU(BaseModel):
     ('amd', None, 191.45)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str
     vendor: Literal["nvidia", "amd"]
@@ -144,7 +143,9 @@ class GPU(BaseModel):
     compute_capability: str
     #: The capacity the vendor advertises, in GB.
     memory_gb: int
-    aliases: list[str] = Field(default_factory=list)
+    # a lambda, not `list`: pydantic reads a builtin's signature from its text with
+    # tokenize's large regex, compiled once per process (~3 ms of a command's start-up)
+    aliases: list[str] = Field(default_factory=lambda: [])
     #: The device total as ``torch.cuda.mem_get_info()`` reports it, in bytes.
     cuda_total: Interval
     #: NVML's total in bytes (None: no published figure).
@@ -199,9 +200,7 @@ def _key(name: str) -> str:
 
 @cache
 def _catalogue() -> tuple[tuple[GPU, ...], dict[str, GPU]]:
-    raw = json.loads(
-        resources.files("kvschema.planning").joinpath("data/gpus.json").read_text("utf-8")
-    )
+    raw = json.loads(Path(__file__).with_name("data").joinpath("gpus.json").read_text("utf-8"))
     entries: list[GPU] = []
     for item in raw["gpus"]:
         mib = item["cuda_total_mib"]
@@ -252,6 +251,8 @@ def gpu(name: str) -> GPU:
     key = _key(name)
     if key in index:
         return index[key]
+    import difflib  # an unknown name only
+
     near = difflib.get_close_matches(key, list(index), n=8, cutoff=0.5)
     names: list[str] = []
     for k in near:

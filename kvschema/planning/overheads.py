@@ -23,7 +23,7 @@ import json
 import math
 from collections.abc import Mapping
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,7 +46,7 @@ MIB = 1 << 20
 class OverheadInputs(BaseModel):
     """What the overhead model reads: the model's shape on one rank and vLLM's settings."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     hidden_size: int = Field(ge=1)
     #: The dense MLP's intermediate size (0: none, an all-MoE model).
@@ -105,7 +105,7 @@ class Overheads(BaseModel):
     5
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     #: The transient peak of the profile run (torch's peak minus what stays allocated).
     activation: Interval
@@ -116,7 +116,9 @@ class Overheads(BaseModel):
     #: CUDA context, NCCL and cuBLAS before the snapshot: outside the budget, but it must fit
     #: beside ``total x utilization`` for vLLM to start.
     startup: Interval
-    notes: list[str] = Field(default_factory=list)
+    # a lambda, not `list`: pydantic reads a builtin's signature from its text with
+    # tokenize's large regex, compiled once per process (~3 ms of a command's start-up)
+    notes: list[str] = Field(default_factory=lambda: [])
 
     @property
     def budget(self) -> Interval:
@@ -126,7 +128,9 @@ class Overheads(BaseModel):
 
 @cache
 def _coefficients() -> dict[str, Any]:
-    text = resources.files("kvschema.planning").joinpath("data/overheads.json").read_text("utf-8")
+    # read beside this file (importlib.resources would import tempfile and zipfile, a tenth of
+    # fit's start-up, for a package that is never zipped: pydantic-core cannot load from a zip)
+    text = Path(__file__).with_name("data").joinpath("overheads.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 

@@ -65,7 +65,7 @@ class InsufficientMemoryError(KVSchemaError):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class PlanInputs(_Frozen):

@@ -52,7 +52,7 @@ class Solution(BaseModel):
     value, else at the best estimate's, else at the last value tried.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     solves: Literal["max_num_seqs", "gpu_memory_utilization", "gpus"]
     question: str
@@ -253,7 +253,7 @@ def smallest_gpu_count(
 class SweepRow(BaseModel):
     """One choice of a sweep: its verdict and what it holds (None where it cannot run)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     gpu: str
     tensor_parallel_size: int
@@ -275,7 +275,7 @@ class SweepRow(BaseModel):
 class Sweep(BaseModel):
     """A sweep's rows, the most concurrency per GPU first (invalid choices last)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     model_type: str
     rows: list[SweepRow]

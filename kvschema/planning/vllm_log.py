@@ -65,7 +65,7 @@ class LogLine(BaseModel):
     'Available KV cache memory: 20.0 GiB'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     level: Literal["INFO", "ERROR"]
     text: str
