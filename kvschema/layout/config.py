@@ -180,7 +180,7 @@ class CacheGroupsConfig(BaseModel):
             if kwargs:
                 config = super().model_validate_json(json_data, **_one_name_set(kwargs))
             else:  # the usual call: the versioned fields note themselves (see below)
-                context = {_SEEN: set(), NEWER_FIELDS: []}
+                context: dict[object, Any] = {_SEEN: set(), NEWER_FIELDS: []}
                 config = cls.__pydantic_validator__.validate_json(json_data, context=context)
         except ValidationError:
             refuse_duplicate_keys(json_data, cls.__name__)  # that error first, as ever

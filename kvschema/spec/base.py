@@ -163,6 +163,11 @@ def _merge_named(named: list[tuple[str, Any]]) -> Any:
 _CHECKED: dict[tuple[Any, ...], tuple[str, int, bool]] = {}
 _MEMO_SIZE = 4096
 
+# A spec given both derived values: its fields set names them by their document keys once
+# they are checked (see _SpecBase._check_derived).
+_GIVEN = ("given_type_id", "given_page_size_bytes")
+_DERIVED = ("type_id", "page_size_bytes")
+
 # A spec kind -> the getter of its key in _CHECKED from its fields (None: not memoized).
 _KEY_OF: dict[type, Callable[[dict[str, Any]], Any]] = {}
 
@@ -295,34 +300,50 @@ class _SpecBase(BaseModel):
         key = key_of(fields)
         known = _CHECKED.get(key) if key is not None else None
         if known is None:
-            padded: int | None = fields.get("page_size_padded")
-            raw_or_padded = padded if padded is not None else self._raw_from(fields)
-            self._check_rules(raw_or_padded)
-            if raw_or_padded is None:  # pragma: no cover - a validated spec has every field
-                raise InvalidArgumentError(f"{type(self).__name__} is missing a field")
-            known = (
-                self._type_id_from(fields, raw_or_padded),
-                raw_or_padded,
-                self._sets_newer(fields),
-            )
+            known = self._checked(fields)
+            if key is not None:
+                if len(_CHECKED) >= _MEMO_SIZE:
+                    _CHECKED.clear()
+                _CHECKED[key] = known
         type_id, page_bytes, newer = known
         fields_set = self.__pydantic_fields_set__
-        if "given_type_id" in fields_set or "given_page_size_bytes" in fields_set:
+        if "given_type_id" in fields_set:
+            given_type, given_page = fields["given_type_id"], fields["given_page_size_bytes"]
+            if (
+                "given_page_size_bytes" in fields_set
+                and type(given_type) is str
+                and type(given_page) is int
+                and given_type == type_id
+                and given_page == page_bytes
+            ):  # both given and right, as in every document kvschema writes: see below
+                fields_set.difference_update(_GIVEN)
+                fields_set.update(_DERIVED)
+                fields["given_type_id"] = fields["given_page_size_bytes"] = None
+            else:
+                self._check_derived(fields, fields_set, type_id, page_bytes)
+        elif "given_page_size_bytes" in fields_set:
             self._check_derived(fields, fields_set, type_id, page_bytes)
         if page_bytes > MAX_INT:
             error = page_bytes_error(page_bytes)
             if error is not None:
                 raise error
-        if key is not None:
-            if len(_CHECKED) >= _MEMO_SIZE:
-                _CHECKED.clear()
-            _CHECKED[key] = known
         if newer:
             context = info.context
             noted = context.get(NEWER_FIELDS) if type(context) is dict else None
             if noted is not None:
                 noted.append(type(self).__name__)
         return self
+
+    def _checked(self, fields: dict[str, Any]) -> tuple[str, int, bool]:
+        """Run the kind's rules (raising what breaks one, but the bound of the page's bytes);
+        return the derived ``type_id`` and ``page_size_bytes``, and whether a field newer
+        than schema version 1 is set (``_sets_newer``)."""
+        padded: int | None = fields.get("page_size_padded")
+        page_bytes = padded if padded is not None else self._raw_from(fields)
+        self._check_rules(page_bytes)
+        if page_bytes is None:  # pragma: no cover - a validated spec has every field
+            raise InvalidArgumentError(f"{type(self).__name__} is missing a field")
+        return self._type_id_from(fields, page_bytes), page_bytes, self._sets_newer(fields)
 
     def _check_derived(
         self, fields: dict[str, Any], fields_set: set[str], type_id: str, page_bytes: int

@@ -140,11 +140,12 @@ class MambaSpec(_SpecBase):
 
     @classmethod
     def _sets_newer(cls, fields: Mapping[str, Any]) -> bool:
-        return (
+        newer: bool = (
             fields["mamba_cache_mode"] != "none"
             or fields["num_speculative_blocks"] != 0
             or fields["num_prefill_checkpoint_blocks"] != 0
         )
+        return newer
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
