@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from kvschema._reading import load_json
 from kvschema.errors import InvalidArgumentError, KVSchemaError
@@ -173,6 +173,35 @@ def migrate(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _read_text_once(text: str | bytes | bytearray) -> CacheGroupsConfig | None:
+    """What :func:`read_config` returns for JSON ``text``, from one parse; None where that
+    path must decide (the text fails validation, or its version's migration is not one this
+    module knows leaves the fields alone).
+
+    ``CacheGroupsConfig.model_validate_json`` refuses what the dict path refuses for a valid
+    layout: a key twice, a field newer than the version the document says.  A document
+    without ``schema_version`` is version 1 to a reader and the current version to the
+    model, so its newer fields are checked here.  Migrating a version-1 document changes
+    only ``schema_version`` (``_v1_to_v2``): the result says the current version, as a
+    migrated document validates to.
+    """
+    try:
+        config = CacheGroupsConfig.model_validate_json(text)
+    except ValidationError:
+        return None  # the dict path gives its own errors (and the JSON ones)
+    if "schema_version" in config.model_fields_set:
+        version = config.schema_version
+    else:
+        version = 1
+        if config.fields_newer_than(1):
+            return None
+    if version == SCHEMA_VERSION:
+        return config
+    if any(MIGRATIONS.get(step) is not _v1_to_v2 for step in range(version, SCHEMA_VERSION)):
+        return None  # pragma: no cover - a later version's migration
+    return config.model_copy(update={"schema_version": SCHEMA_VERSION})
+
+
 def read_config(document: dict[str, Any] | str | bytes) -> CacheGroupsConfig:
     """A ``CacheGroupsConfig`` from a peer's document (a dict or JSON), migrated if older.
 
@@ -184,6 +213,9 @@ def read_config(document: dict[str, Any] | str | bytes) -> CacheGroupsConfig:
     4
     """
     if isinstance(document, (str, bytes, bytearray)):
+        config = _read_text_once(document)
+        if config is not None:
+            return config
         try:
             document, twice = load_json(document)
         except (ValueError, RecursionError) as err:

@@ -27,10 +27,11 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from kvschema._reading import refuse_duplicate_keys
+from kvschema._reading import colons_at_most, refuse_duplicate_keys
 from kvschema.layout.group import _SEEN, MAX_LAYERS, CacheGroupSpec, _error, _one_name_set
 from kvschema.layout.parallel import Parallelism
-from kvschema.spec.union import CacheSpec, PositiveInt, UniformTypeSpec
+from kvschema.spec.base import NEWER_FIELDS
+from kvschema.spec.union import CacheSpec, PositiveInt, UniformTypeSpec, spec_keys_read
 
 if TYPE_CHECKING:
     from kvschema.layout.masks import MaskDetailsInput
@@ -111,17 +112,15 @@ def _keys_read(config: CacheGroupsConfig) -> int:
     """How many keys the JSON objects of a validated config held, each key counted once
     (pydantic keeps the last of two equal keys): the fields each model was given, and the
     entries of its mappings.  Never more than the document's keys."""
-    keys = len(config.model_fields_set)
-    if config.parallelism is not None:
-        keys += len(config.parallelism.model_fields_set)
+    keys = len(config.__pydantic_fields_set__)
+    parallelism = config.parallelism
+    if parallelism is not None:
+        keys += len(parallelism.__pydantic_fields_set__)
     for group in config.kv_cache_groups:
-        spec = group.kv_cache_spec
-        keys += (
-            len(group.model_fields_set) + len(group.kv_sharing or ()) + len(spec.model_fields_set)
-        )
-        if isinstance(spec, UniformTypeSpec):
-            members = spec.kv_cache_specs
-            keys += len(members) + sum(len(m.model_fields_set) for m in members.values())
+        sharing = group.kv_sharing
+        keys += len(group.__pydantic_fields_set__) + spec_keys_read(group.kv_cache_spec)
+        if sharing is not None:
+            keys += len(sharing)
     return keys
 
 
@@ -178,14 +177,17 @@ class CacheGroupsConfig(BaseModel):
         A key twice in one object is refused (``duplicate_key``), as the command line does.
         """
         try:
-            config = super().model_validate_json(json_data, **_one_name_set(kwargs))
+            if kwargs:
+                config = super().model_validate_json(json_data, **_one_name_set(kwargs))
+            else:  # the usual call: the versioned fields note themselves (see below)
+                context: dict[object, Any] = {_SEEN: set(), NEWER_FIELDS: []}
+                config = cls.__pydantic_validator__.validate_json(json_data, context=context)
         except ValidationError:
             refuse_duplicate_keys(json_data, cls.__name__)  # that error first, as ever
             raise
-        # Every key of a JSON object is followed by one ':', so a text with no more ':' than
-        # the keys the models read holds no key twice; only one with more is parsed again.
-        colons = json_data.count(":") if isinstance(json_data, str) else json_data.count(b":")
-        if colons != _keys_read(config):
+        # Every key of a JSON object is followed by one ':', so a text with no more ':' than the
+        # keys the models read holds no key twice; only one with more is parsed again.
+        if not colons_at_most(json_data, _keys_read(config)):
             refuse_duplicate_keys(json_data, cls.__name__)
         return config
 
@@ -218,8 +220,16 @@ class CacheGroupsConfig(BaseModel):
         return sorted({name for name in _fields_set(self) if FIELD_VERSIONS.get(name, 1) > version})
 
     @model_validator(mode="after")
-    def _fields_of_its_version(self) -> Self:
+    def _fields_of_its_version(self, info: ValidationInfo) -> Self:
         if self.schema_version >= SCHEMA_VERSION:
+            return self
+        # Validating JSON text, every model inside was built from it here, and each that set a
+        # versioned field noted it in the context: none noted and no parallelism is the
+        # answer without a walk.  Anything else (instances passed in, a context of the
+        # caller's) walks the models.
+        context = info.context
+        noted = context.get(NEWER_FIELDS) if type(context) is dict else None
+        if noted is not None and not noted and self.parallelism is None:
             return self
         newer = self.fields_newer_than(self.schema_version)
         if newer:
@@ -245,13 +255,13 @@ class CacheGroupsConfig(BaseModel):
     ) -> list[CacheGroupSpec]:
         if len(groups) == 1:
             return groups
-        names = [group.layer_names for group in groups]
-        if None not in names:
-            context = info.context
-            seen = context.get(_SEEN) if type(context) is dict else None
-            # a group's own names and its sharing layers (never both: the group checks that)
-            named = [[*(group.layer_names or ()), *(group.kv_sharing or ())] for group in groups]
-            listed = sum(map(len, named))
+        listed = 0  # a group's own names and its sharing layers (never both: the group checks)
+        for group in groups:
+            names, sharing = group.layer_names, group.kv_sharing
+            if names is None:
+                break
+            listed += len(names) if sharing is None else len(names) + len(sharing)
+        else:
             if listed > MAX_LAYERS:  # one config, as one group: what a plan of it regroups
                 raise PydanticCustomError(
                     "too_many_layers",
@@ -261,7 +271,14 @@ class CacheGroupsConfig(BaseModel):
             # Every name once, in every group: the union is as long as the lists.  The groups
             # built that union as they were validated (see _one_name_set); groups passed in as
             # instances were not, and a union without them falls short: the loops below decide.
-            if len(seen if seen is not None else set().union(*named)) == listed:
+            context = info.context
+            seen = context.get(_SEEN) if type(context) is dict else None
+            if seen is None:
+                seen = set().union(
+                    *(group.layer_names or () for group in groups),
+                    *(group.kv_sharing or () for group in groups),
+                )
+            if len(seen) == listed:
                 return groups
         errors: list[InitErrorDetails] = []
         for index, group in enumerate(groups):

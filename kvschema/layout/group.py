@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from kvschema.spec.base import NEWER_FIELDS
 from kvschema.spec.union import CacheSpec, LayerName, UniformTypeSpec
 
 __all__ = ["MAX_LAYERS", "CacheGroupSpec", "LayerName"]
@@ -48,6 +57,41 @@ def _short(names: list[str]) -> str:
     return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
 
+def _sharing_targets_here(sharing: dict[str, str], info: ValidationInfo) -> dict[str, str] | None:
+    """Each sharing layer reads a layer of this group's that holds a cache; {} is None.
+
+    It sits inside the field's ``| None``: a null value never calls it."""
+    if not sharing:
+        return None
+    data = info.data
+    if "layer_names" not in data:
+        return sharing  # layer_names failed: that error says what is wrong
+    names = data["layer_names"]
+    if names is None:
+        raise PydanticCustomError(
+            "kv_sharing_without_layer_names",
+            "kv_sharing needs the group's layer_names to name the targets "
+            "(layer_names is null: every layer)",
+        )
+    listed = set(names)
+    errors = [
+        _error(kind, template, {"name": name, "target": target}, (name,), target)
+        for name, target in sharing.items()
+        for kind, template in _sharing_problems(name, target, listed, sharing)
+    ]
+    if errors:
+        raise ValidationError.from_exception_data("CacheGroupSpec", errors)
+    context = info.context
+    if type(context) is dict:
+        seen = context.get(_SEEN)
+        if seen is not None:  # inside CacheGroupsConfig: the config checks them across groups
+            seen.update(sharing)
+        newer = context.get(NEWER_FIELDS)
+        if newer is not None:  # a field of schema version 2 (see CacheGroupsConfig)
+            newer.append("CacheGroupSpec")
+    return sharing
+
+
 class CacheGroupSpec(BaseModel):
     """Layers that share one page table, described by one spec.
 
@@ -76,7 +120,14 @@ class CacheGroupSpec(BaseModel):
         description="The group's layers, each once; null means every layer (a lone group only).",
     )
 
-    kv_sharing: Annotated[dict[LayerName, LayerName], Field(max_length=MAX_LAYERS)] | None = Field(
+    kv_sharing: (
+        Annotated[
+            dict[LayerName, LayerName],
+            Field(max_length=MAX_LAYERS),
+            AfterValidator(_sharing_targets_here),
+        ]
+        | None
+    ) = Field(
         default=None,
         description="Layers that keep no cache of their own and attend over the cache of a "
         "layer in layer_names (vLLM's kv_sharing_target_layer_name): sharing layer -> its "
@@ -123,37 +174,6 @@ class CacheGroupSpec(BaseModel):
             else:
                 first_at[name] = position
         raise ValidationError.from_exception_data(cls.__name__, errors)
-
-    @field_validator("kv_sharing")
-    @classmethod
-    def _sharing_targets_here(
-        cls, sharing: dict[str, str] | None, info: ValidationInfo
-    ) -> dict[str, str] | None:
-        """Each sharing layer reads a layer of this group's that holds a cache; {} is None."""
-        if not sharing:
-            return None
-        if "layer_names" not in info.data:
-            return sharing  # layer_names failed: that error says what is wrong
-        names = info.data["layer_names"]
-        if names is None:
-            raise PydanticCustomError(
-                "kv_sharing_without_layer_names",
-                "kv_sharing needs the group's layer_names to name the targets "
-                "(layer_names is null: every layer)",
-            )
-        listed = set(names)
-        errors = [
-            _error(kind, template, {"name": name, "target": target}, (name,), target)
-            for name, target in sharing.items()
-            for kind, template in _sharing_problems(name, target, listed, sharing)
-        ]
-        if errors:
-            raise ValidationError.from_exception_data(cls.__name__, errors)
-        context = info.context
-        seen = context.get(_SEEN) if type(context) is dict else None
-        if seen is not None:  # inside CacheGroupsConfig: the config checks them across groups
-            seen.update(sharing)
-        return sharing
 
 
 def _sharing_problems(

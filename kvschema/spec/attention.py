@@ -11,15 +11,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     ConfigDict,
     Field,
     StrictBool,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -31,8 +31,8 @@ from kvschema.spec.base import (
     _add_derived_properties,
     _cdiv,
     _SpecBase,
+    padded_too_small,
 )
-from kvschema.spec.bounds import page_bytes_error
 from kvschema.spec.dtypes import DTypeName, dtype_size
 
 __all__ = [
@@ -87,6 +87,59 @@ def _full_attention_schema(schema: dict[str, Any]) -> None:
     }
 
 
+# The validators of single fields.  Each sits inside its field's ``| None``, so a null value
+# (what a document kvschema writes gives for every optional field it leaves unset) never calls
+# into Python; ``info.data`` holds the fields declared before it.
+
+
+def _v_heads(value: int, info: ValidationInfo) -> int | None:
+    """None for V heads the size of K heads (one spec, one form); never with MLA."""
+    data = info.data
+    if data.get("use_mla"):
+        raise PydanticCustomError(
+            "mla_head_size_v",
+            "an MLA spec stores one latent per token and no separate V: omit head_size_v "
+            "(got {value})",
+            {"value": value},
+        )
+    return None if value == data.get("head_size") else value
+
+
+def _mla_format(value: str, info: ValidationInfo) -> str:
+    data = info.data
+    if "use_mla" in data and not data["use_mla"]:
+        raise PydanticCustomError(
+            "cache_dtype_str_not_mla",
+            "cache_dtype_str '{value}' is an MLA cache format, but this {kind} spec is not "
+            "MLA (use_mla=false); a plain fp8 cache is dtype fp8 without cache_dtype_str",
+            {"value": value, "kind": data.get("kind", "attention")},
+        )
+    return value
+
+
+def _padded_covers_raw(value: int, info: ValidationInfo) -> int:
+    raw = _AttentionBase._raw_from(info.data)
+    if raw is not None and value < raw:
+        raise padded_too_small(value, raw)
+    return value
+
+
+def _one_window(value: int, info: ValidationInfo) -> int:
+    window = info.data.get("sliding_window")
+    if window is not None:
+        raise PydanticCustomError(
+            "window_and_chunk",
+            "a full-attention spec records a sliding window or a chunk size, never both "
+            "(sliding_window={window}, attention_chunk_size={chunk})",
+            {"window": window, "chunk": value},
+        )
+    return value
+
+
+#: ``cache_dtype_str``'s type: an MLA cache format, only with ``use_mla``.
+_MLAFormatOrNone = Annotated[MLACacheFormat, AfterValidator(_mla_format)] | None
+
+
 class _AttentionBase(_SpecBase):
     """Attention layers: K and V (or one MLA latent) per token and KV head.
 
@@ -104,46 +157,21 @@ class _AttentionBase(_SpecBase):
     use_mla: StrictBool = Field(
         default=False, description="One latent vector per token (MLA) instead of K and V."
     )
-    head_size_v: PositiveInt | None = Field(
+    head_size_v: Annotated[PositiveInt, AfterValidator(_v_heads)] | None = Field(
         default=None,
         description="Elements per V head and token when V heads differ from K heads; "
         "null means head_size. Never with MLA.",
     )
-    cache_dtype_str: MLACacheFormat | None = Field(
+    cache_dtype_str: _MLAFormatOrNone = Field(
         default=None,
         description="An MLA cache format storing each token as one record (fp8_ds_mla: 656 "
         "bytes, nvfp4_ds_mla: 352), whatever head_size and dtype; MLA specs only.",
     )
-    page_size_padded: PositiveInt | None = Field(
+    page_size_padded: Annotated[PositiveInt, AfterValidator(_padded_covers_raw)] | None = Field(
         default=None,
         description="Bytes of a page padded up to share a page size with other layers; "
         ">= the raw page.",
     )
-
-    @field_validator("head_size_v")
-    @classmethod
-    def _v_heads(cls, value: int | None, info: ValidationInfo) -> int | None:
-        """None for V heads the size of K heads (one spec, one form); never with MLA."""
-        if value is not None and info.data.get("use_mla"):
-            raise PydanticCustomError(
-                "mla_head_size_v",
-                "an MLA spec stores one latent per token and no separate V: omit head_size_v "
-                "(got {value})",
-                {"value": value},
-            )
-        return None if value == info.data.get("head_size") else value
-
-    @field_validator("cache_dtype_str")
-    @classmethod
-    def _mla_format(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is not None and "use_mla" in info.data and not info.data["use_mla"]:
-            raise PydanticCustomError(
-                "cache_dtype_str_not_mla",
-                "cache_dtype_str '{value}' is an MLA cache format, but this {kind} spec is not "
-                "MLA (use_mla=false); a plain fp8 cache is dtype fp8 without cache_dtype_str",
-                {"value": value, "kind": info.data.get("kind", "attention")},
-            )
-        return value
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:
@@ -166,13 +194,9 @@ class _AttentionBase(_SpecBase):
         """Bytes of one page before padding."""
         return self._raw_from(self.__dict__) or 0
 
-    @model_validator(mode="after")
-    def _page_within_json(self) -> _AttentionBase:
-        """A page's bytes stay within 2**53 - 1 (see :mod:`kvschema.spec.bounds`)."""
-        error = page_bytes_error(self.page_size_bytes)
-        if error is not None:
-            raise error
-        return self
+    @classmethod
+    def _sets_newer(cls, fields: Mapping[str, Any]) -> bool:
+        return fields["head_size_v"] is not None or fields["cache_dtype_str"] is not None
 
 
 class FullAttentionSpec(_AttentionBase):
@@ -193,24 +217,11 @@ class FullAttentionSpec(_AttentionBase):
     sliding_window: PositiveInt | None = Field(
         default=None, description="A window computed over pages kept whole (recorded only)."
     )
-    attention_chunk_size: PositiveInt | None = Field(
+    attention_chunk_size: Annotated[PositiveInt, AfterValidator(_one_window)] | None = Field(
         default=None, description="A chunk size computed over pages kept whole (recorded only)."
     )
     given_type_id: GivenTypeId = None
     given_page_size_bytes: GivenPageBytes = None
-
-    @field_validator("attention_chunk_size")
-    @classmethod
-    def _one_window(cls, value: int | None, info: ValidationInfo) -> int | None:
-        window = info.data.get("sliding_window")
-        if value is not None and window is not None:
-            raise PydanticCustomError(
-                "window_and_chunk",
-                "a full-attention spec records a sliding window or a chunk size, never both "
-                "(sliding_window={window}, attention_chunk_size={chunk})",
-                {"window": window, "chunk": value},
-            )
-        return value
 
     @classmethod
     def _type_id_from(cls, fields: Mapping[str, Any], page_bytes: int | None = None) -> str:
@@ -244,7 +255,7 @@ class SlidingWindowSpec(_AttentionBase):
         description="Always false: MLA has no sliding-window cache.",
         json_schema_extra={"const": False},
     )
-    cache_dtype_str: MLACacheFormat | None = Field(
+    cache_dtype_str: _MLAFormatOrNone = Field(
         default=None,
         description="Always null: an MLA cache format, and MLA has no sliding-window cache.",
         json_schema_extra={"const": None},

@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
 from typing import Annotated, Any, ClassVar, Self
 
 from annotated_types import Ge, Le
@@ -20,20 +21,25 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     computed_field,
-    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kvschema.errors import InvalidArgumentError, SpecMergeError
+from kvschema.spec.bounds import page_bytes_error
 
-__all__ = ["MAX_INT", "LayerName", "PositiveInt"]
+__all__ = ["MAX_INT", "NEWER_FIELDS", "LayerName", "PositiveInt", "padded_too_small"]
 
 #: The largest integer a field takes: 2**53 - 1, the largest every JSON reader keeps exact.
 MAX_INT = 2**53 - 1
 
 #: A strict int in ``1..MAX_INT``: no bools, strings or floats.
 PositiveInt = Annotated[int, Strict(), Ge(1), Le(MAX_INT)]
+
+
+#: The validation-context key under which ``CacheGroupsConfig.model_validate_json`` collects the
+#: models that set a field newer than schema version 1 (a list; see ``_SpecBase._sets_newer``).
+NEWER_FIELDS = object()
 
 
 def _given(key: str) -> Any:
@@ -56,6 +62,15 @@ GivenPageBytes = Annotated[Any, _given("page_size_bytes")]
 
 def _cdiv(a: int, b: int) -> int:
     return -(a // -b)
+
+
+def padded_too_small(padded: int, raw: int) -> PydanticCustomError:
+    """The error of a ``page_size_padded`` below the raw page's bytes."""
+    return PydanticCustomError(
+        "page_size_padded_too_small",
+        "page_size_padded {padded} is smaller than the raw page of {raw} bytes",
+        {"padded": padded, "raw": raw},
+    )
 
 
 def _add_derived_properties(schema: dict[str, Any]) -> None:
@@ -143,6 +158,31 @@ def _merge_named(named: list[tuple[str, Any]]) -> Any:
     return first.model_copy(update=update)
 
 
+# Specs whose rules held: (kind, field values but the input-only ones) -> (type_id,
+# page_size_bytes, whether a field newer than schema version 1 is set).  Cleared when full.
+_CHECKED: dict[tuple[Any, ...], tuple[str, int, bool]] = {}
+_MEMO_SIZE = 4096
+
+# A spec given both derived values: its fields set names them by their document keys once
+# they are checked (see _SpecBase._check_derived).
+_GIVEN = ("given_type_id", "given_page_size_bytes")
+_DERIVED = ("type_id", "page_size_bytes")
+
+# A spec kind -> the getter of its key in _CHECKED from its fields (None: not memoized).
+_KEY_OF: dict[type, Callable[[dict[str, Any]], Any]] = {}
+
+
+def _no_key(fields: dict[str, Any]) -> None:
+    return None
+
+
+def _key_of(cls: type[_SpecBase]) -> Callable[[dict[str, Any]], Any]:
+    names = [name for name in cls.model_fields if not name.startswith("given_")]
+    getter = itemgetter(*names) if cls._MEMO and len(names) > 1 else _no_key
+    _KEY_OF[cls] = getter
+    return getter
+
+
 class _SpecBase(BaseModel):
     """Fields, derived values and input checks shared by every spec kind.
 
@@ -162,6 +202,9 @@ class _SpecBase(BaseModel):
         extra="forbid",
         json_schema_extra=_add_derived_properties,
     )
+
+    # Whether the rules' verdict may be memoized by the field values (all hashable).
+    _MEMO: ClassVar[bool] = True
 
     # Fields that a merge may fill in from other members; every other field must agree.
     _MERGEABLE: ClassVar[frozenset[str]] = frozenset()
@@ -206,27 +249,22 @@ class _SpecBase(BaseModel):
         padded: int | None = fields.get("page_size_padded")
         return padded if padded is not None else cls._raw_from(fields)
 
-    @field_validator("page_size_padded", check_fields=False)
-    @classmethod
-    def _padded_covers_raw(cls, value: int | None, info: ValidationInfo) -> int | None:
-        raw = cls._raw_from(info.data) if value is not None else None
-        if value is not None and raw is not None and value < raw:
-            raise PydanticCustomError(
-                "page_size_padded_too_small",
-                "page_size_padded {padded} is smaller than the raw page of {raw} bytes",
-                {"padded": value, "raw": raw},
-            )
-        return value
-
     def max_memory_usage_bytes(
         self, *, max_model_len: int, max_num_batched_tokens: int | None = None
     ) -> int:
         """The most bytes one request of ``max_model_len`` tokens can hold in this layer."""
         raise NotImplementedError
 
-    def _check_rules(self) -> None:
+    def _check_rules(self, page_bytes: int | None) -> None:
         """Raise the error of a rule across fields that this spec breaks (a kind's model rules;
-        run by :meth:`_rules_then_derived` before the derived values are checked)."""
+        run by :meth:`_rules_then_derived` before the derived values are checked).
+        ``page_bytes`` is the page's bytes, None when the fields give none (a broken form)."""
+
+    @classmethod
+    def _sets_newer(cls, fields: Mapping[str, Any]) -> bool:
+        """Whether the validated ``fields`` set a field of a later schema version than 1 (one
+        that ``kvschema.layout.config.FIELD_VERSIONS`` lists) to anything but its default."""
+        return False
 
     def _mismatch(self, key: str, given: Any, computed: Any) -> InitErrorDetails:
         return {
@@ -241,21 +279,78 @@ class _SpecBase(BaseModel):
         }
 
     @model_validator(mode="after")
-    def _rules_then_derived(self) -> Self:
-        """The kind's model rules (``_check_rules``), then the derived values a document carries.
+    def _rules_then_derived(self, info: ValidationInfo) -> Self:
+        """The kind's model rules (``_check_rules``), the derived values a document carries,
+        then the page's bytes within ``MAX_INT``.
 
         The input-only fields take a derived value as it is; it must be the one computed from
         the fields (each computed once, without building a model), and the field is set back
         to None.  This runs once every field is valid, and after the kind's rules have held: a
-        derived value checked against broken fields would only add noise.  With neither value
-        given it costs two set lookups.
+        derived value checked against broken fields would only add noise.
+
+        The rules and the derived values depend on the fields alone (strict types: equal
+        values are the same values), so a spec whose fields passed before is looked up
+        (``_CHECKED``): a document of three specs pays for computing them once per process.
+        Inside ``CacheGroupsConfig.model_validate_json`` it also notes in the validation
+        context whether the spec sets a field newer than schema version 1 (see
+        ``_sets_newer``), so the config's schema-version check need not walk the specs.
         """
-        self._check_rules()
+        fields = self.__dict__
+        key_of = _KEY_OF.get(type(self)) or _key_of(type(self))
+        key = key_of(fields)
+        known = _CHECKED.get(key) if key is not None else None
+        if known is None:
+            known = self._checked(fields)
+            if key is not None:
+                if len(_CHECKED) >= _MEMO_SIZE:
+                    _CHECKED.clear()
+                _CHECKED[key] = known
+        type_id, page_bytes, newer = known
         fields_set = self.__pydantic_fields_set__
+        if "given_type_id" in fields_set:
+            given_type, given_page = fields["given_type_id"], fields["given_page_size_bytes"]
+            if (
+                "given_page_size_bytes" in fields_set
+                and type(given_type) is str
+                and type(given_page) is int
+                and given_type == type_id
+                and given_page == page_bytes
+            ):  # both given and right, as in every document kvschema writes: see below
+                fields_set.difference_update(_GIVEN)
+                fields_set.update(_DERIVED)
+                fields["given_type_id"] = fields["given_page_size_bytes"] = None
+            else:
+                self._check_derived(fields, fields_set, type_id, page_bytes)
+        elif "given_page_size_bytes" in fields_set:
+            self._check_derived(fields, fields_set, type_id, page_bytes)
+        if page_bytes > MAX_INT:
+            error = page_bytes_error(page_bytes)
+            if error is not None:
+                raise error
+        if newer:
+            context = info.context
+            noted = context.get(NEWER_FIELDS) if type(context) is dict else None
+            if noted is not None:
+                noted.append(type(self).__name__)
+        return self
+
+    def _checked(self, fields: dict[str, Any]) -> tuple[str, int, bool]:
+        """Run the kind's rules (raising what breaks one, but the bound of the page's bytes);
+        return the derived ``type_id`` and ``page_size_bytes``, and whether a field newer
+        than schema version 1 is set (``_sets_newer``)."""
+        padded: int | None = fields.get("page_size_padded")
+        page_bytes = padded if padded is not None else self._raw_from(fields)
+        self._check_rules(page_bytes)
+        if page_bytes is None:  # pragma: no cover - a validated spec has every field
+            raise InvalidArgumentError(f"{type(self).__name__} is missing a field")
+        return self._type_id_from(fields, page_bytes), page_bytes, self._sets_newer(fields)
+
+    def _check_derived(
+        self, fields: dict[str, Any], fields_set: set[str], type_id: str, page_bytes: int
+    ) -> None:
+        """Compare the derived values a document gave with those of the fields; drop them."""
         type_given = "given_type_id" in fields_set
         page_given = "given_page_size_bytes" in fields_set
-        if not (type_given or page_given):
-            return self
         # Checked once: an instance handed to another model runs this validator again.  The
         # fields set name the values by their document keys instead, so it still counts
         # every key the document gave (see CacheGroupsConfig.model_validate_json).
@@ -264,20 +359,15 @@ class _SpecBase(BaseModel):
             fields_set.add("type_id")
         if page_given:
             fields_set.add("page_size_bytes")
-        fields = self.__dict__
         given_type, given_page = fields["given_type_id"], fields["given_page_size_bytes"]
         fields["given_type_id"] = fields["given_page_size_bytes"] = None
         errors: list[InitErrorDetails] = []
-        page_bytes = self._page_bytes_from(fields)
-        if type_given:
-            type_id = self._type_id_from(fields, page_bytes)
-            if type(given_type) is not str or given_type != type_id:
-                errors.append(self._mismatch("type_id", given_type, type_id))
+        if type_given and (type(given_type) is not str or given_type != type_id):
+            errors.append(self._mismatch("type_id", given_type, type_id))
         if page_given and (type(given_page) is not int or given_page != page_bytes):
             errors.append(self._mismatch("page_size_bytes", given_page, page_bytes))
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
-        return self
 
     @classmethod
     def merge(cls, specs: Iterable[Any] | Mapping[str, Any]) -> Self:

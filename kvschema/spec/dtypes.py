@@ -198,6 +198,9 @@ def dtype_size(dtype: Any) -> int:
 
 
 def _validate_dtype(value: Any) -> str:
+    found = _LOOKUP.get(value) if type(value) is str else None  # the usual case, at once
+    if found is not None:
+        return found
     try:
         return canonical_dtype(value)
     except DTypeError as err:

@@ -16,14 +16,23 @@ from math import prod
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
     NonNegativeInt,
     Strict,
+    ValidationInfo,
 )
 from pydantic_core import PydanticCustomError
 
 from kvschema._args import positive_int_arg
-from kvschema.spec.base import MAX_INT, GivenPageBytes, GivenTypeId, PositiveInt, _SpecBase
+from kvschema.spec.base import (
+    MAX_INT,
+    GivenPageBytes,
+    GivenTypeId,
+    PositiveInt,
+    _SpecBase,
+    padded_too_small,
+)
 from kvschema.spec.bounds import page_bytes_error
 from kvschema.spec.dtypes import DTypeName, dtype_size
 
@@ -38,6 +47,14 @@ _Count = Annotated[NonNegativeInt, Strict(), Field(le=MAX_INT)]
 #: vLLM 0.33's ``CacheConfig.mamba_cache_mode`` values (``vllm/config/cache.py::MambaCacheMode``):
 #: ``"none"`` with prefix caching off, ``"align"`` with it on.  0.33 has no ``"all"`` mode.
 MambaCacheMode = Literal["none", "align"]
+
+
+def _padded_covers_raw(value: int, info: ValidationInfo) -> int:
+    """The padded page holds the raw one (called for a number only: see attention.py)."""
+    raw = MambaSpec._raw_from(info.data)
+    if raw is not None and value < raw:
+        raise padded_too_small(value, raw)
+    return value
 
 
 class MambaSpec(_SpecBase):
@@ -69,7 +86,7 @@ class MambaSpec(_SpecBase):
         max_length=16,
         description="One dtype per state, in the order of shapes (or give dtype).",
     )
-    page_size_padded: PositiveInt | None = Field(
+    page_size_padded: Annotated[PositiveInt, AfterValidator(_padded_covers_raw)] | None = Field(
         default=None,
         description="Bytes of a page padded up to share a page size with other layers; "
         ">= the raw page.",
@@ -114,10 +131,21 @@ class MambaSpec(_SpecBase):
             )
         return None
 
-    def _check_rules(self) -> None:
-        error = self._form_error() or page_bytes_error(self.page_size_bytes)
+    def _check_rules(self, page_bytes: int | None) -> None:
+        error = self._form_error()
+        if error is None and page_bytes is not None:
+            error = page_bytes_error(page_bytes)
         if error is not None:
             raise error
+
+    @classmethod
+    def _sets_newer(cls, fields: Mapping[str, Any]) -> bool:
+        newer: bool = (
+            fields["mamba_cache_mode"] != "none"
+            or fields["num_speculative_blocks"] != 0
+            or fields["num_prefill_checkpoint_blocks"] != 0
+        )
+        return newer
 
     @classmethod
     def _raw_from(cls, fields: Mapping[str, Any]) -> int | None:

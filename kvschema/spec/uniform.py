@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     Field,
@@ -54,6 +54,8 @@ class UniformTypeSpec(_SpecBase):
     ('uniform_type_full_attention_16_81920', 81920)
     """
 
+    _MEMO: ClassVar[bool] = False  # its members are a mapping (memoized one by one)
+
     kind: Literal["uniform_type"] = "uniform_type"
     kv_cache_specs: dict[LayerName, _AttentionSpec] = Field(
         min_length=1, description="Each member layer's own spec."
@@ -93,11 +95,11 @@ class UniformTypeSpec(_SpecBase):
             )
         return errors
 
-    def _check_rules(self) -> None:
+    def _check_rules(self, page_bytes: int | None) -> None:
         errors = self._type_errors()
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
-        error = page_bytes_error(self.page_size_bytes)
+        error = page_bytes_error(page_bytes) if page_bytes is not None else None
         if error is not None:
             raise error
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, TypeAlias
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
-from kvschema._reading import refuse_duplicate_keys
+from kvschema._reading import colons_at_most, refuse_duplicate_keys
 from kvschema.spec.attention import ChunkedLocalAttentionSpec, FullAttentionSpec, SlidingWindowSpec
 from kvschema.spec.base import MAX_INT, LayerName, PositiveInt
 from kvschema.spec.state import MambaSpec
@@ -38,6 +38,7 @@ __all__ = [
     "UniformTypeSpec",
     "parse_spec",
     "spec_adapter",
+    "spec_keys_read",
 ]
 
 
@@ -73,6 +74,24 @@ def parse_spec(data: Any) -> CacheSpec:
     if isinstance(data, SPEC_TYPES):
         return data
     if isinstance(data, (str, bytes, bytearray)):
-        refuse_duplicate_keys(data, "CacheSpec")  # as the command line does
-        return spec_adapter().validate_json(data)  # type: ignore[no-any-return]
+        # A key twice in one object is refused, as the command line does; that error comes
+        # first.  The text is parsed once unless it holds more colons than the keys read.
+        try:
+            spec: CacheSpec = spec_adapter().validate_json(data)
+        except ValidationError:
+            refuse_duplicate_keys(data, "CacheSpec")
+            raise
+        if not colons_at_most(data, spec_keys_read(spec)):
+            refuse_duplicate_keys(data, "CacheSpec")
+        return spec
     return spec_adapter().validate_python(data)  # type: ignore[no-any-return]
+
+
+def spec_keys_read(spec: Any) -> int:
+    """How many keys the JSON objects of a validated spec held, each once: the fields it was
+    given, and a uniform-type spec's members and theirs."""
+    keys = len(spec.__pydantic_fields_set__)
+    if type(spec) is UniformTypeSpec:
+        members = spec.kv_cache_specs
+        keys += len(members) + sum(len(m.__pydantic_fields_set__) for m in members.values())
+    return keys
