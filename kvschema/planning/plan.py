@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,25 @@ __all__ = [
 ]
 
 Strategy = Literal["hybrid", "per_layer"]
+
+_M = TypeVar("_M", bound=BaseModel)
+_set_slot = object.__setattr__
+
+
+def built(cls: type[_M], values: dict[str, Any], fields_set: set[str]) -> _M:
+    """An instance of ``cls`` holding ``values`` (every field, in the order of the fields),
+    ``fields_set`` the ones a caller gave: what ``cls(**given)`` makes, without validating.
+
+    For what the planner computes, thousands a plan, whose types and rules hold by
+    construction (ints it derives, strings and specs that were validated); each caller says
+    why its values need no validation.  ~1 µs where validation costs ~5 µs.
+    """
+    model = cls.__new__(cls)
+    _set_slot(model, "__dict__", values)
+    _set_slot(model, "__pydantic_fields_set__", fields_set)
+    _set_slot(model, "__pydantic_extra__", None)
+    _set_slot(model, "__pydantic_private__", None)
+    return model
 
 
 class InsufficientMemoryError(KVSchemaError):
@@ -251,6 +270,31 @@ def _too_large(value: Any, path: str) -> tuple[str, int] | None:
     return None
 
 
+def _over_max(plan: CachePlan) -> bool:
+    """Whether ``plan`` holds an int past :data:`MAX_INT` outside its ``config``.
+
+    The quick test of :func:`json_exact`: it reads the models' own values, with no dump and no
+    paths (a plan of 2,000 groups in ~1 ms, where the walk with paths takes ~10 ms).  It sees
+    every value ``model_dump`` writes: a model's fields are its ``__dict__``.
+    """
+    pending: list[Any] = [(v for k, v in plan.__dict__.items() if k != "config")]
+    while pending:
+        for item in pending.pop():
+            kind = type(item)
+            if kind is int:
+                if item > MAX_INT:
+                    return True
+            elif kind is str or item is None:
+                continue
+            elif kind is list:
+                pending.append(item)
+            elif kind is dict:
+                pending.append(item.values())
+            elif isinstance(item, BaseModel):
+                pending.append(item.__dict__.values())
+    return False
+
+
 def json_exact(plan: CachePlan) -> CachePlan:
     """``plan`` when every integer it writes stays within 2**53 - 1, else the error naming one.
 
@@ -266,8 +310,10 @@ def json_exact(plan: CachePlan) -> CachePlan:
     ...
     kvschema.errors.InvalidArgumentError: the plan's $.inputs.tokens_in_flight would be 9007199254740992, more than 2**53 - 1 = 9007199254740991, the largest integer every JSON reader keeps exact; plan fewer tokens (max_model_len, max_num_batched_tokens) or a smaller budget
     """
+    if not _over_max(plan):
+        return plan
     found = _too_large(plan.model_dump(exclude={"config"}), "$")
-    if found is None:
+    if found is None:  # pragma: no cover - _over_max sees every integer model_dump writes
         return plan
     path, value = found
     raise InvalidArgumentError(
