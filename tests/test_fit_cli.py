@@ -163,4 +163,5 @@ def test_a_sweep_of_a_thousand_choices_shares_what_does_not_depend_on_them() -> 
     made = Counter(key[0] for key in model._memo)
     assert made["weights"] == 4 * 4  # one a parallel layout
     assert made["layers"] == 1 + 4 * 4  # the probe, then one a TP size and resolved dtype
-    assert made["shape"] < choices / 10 and made["budgets"] < choices / 5
+    assert made["shape"] <= 4 * 4 * 4 * 3  # a layout, resolved dtype and batch size each
+    assert made["budgets"] < choices / 4  # the same for every cache dtype
