@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kvschema._args import MAX_INT, MAX_INT_WHY, positive_int_arg, shown_value
 from kvschema.errors import InvalidArgumentError, KVSchemaError
-from kvschema.layout.config import CacheGroupsConfig
+from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
+from kvschema.layout.group import MAX_LAYERS
 from kvschema.spec.base import _cdiv
 from kvschema.spec.union import CacheSpec, UniformTypeSpec
 
@@ -26,7 +27,9 @@ __all__ = [
     "Strategy",
     "json_exact",
     "pages_per_request",
+    "plan_groups",
     "stage_sizes",
+    "summary",
 ]
 
 Strategy = Literal["hybrid", "per_layer"]
@@ -238,6 +241,54 @@ def stage_sizes(num_layers: int, pipeline_parallel_size: int) -> list[int]:
     for i in range(2, num_layers % pp + 2):
         sizes[-i] += 1
     return sizes
+
+
+_GROUP_GIVEN = frozenset({"kv_cache_spec", "layer_names"})
+_MAX_NAME = 256  # LayerName's max_length
+
+
+def plan_groups(
+    grouped: list[tuple[CacheSpec, list[str]]], order: list[str]
+) -> list[CacheGroupSpec]:
+    """The plan's groups, built without validating each again when that cannot fail.
+
+    Validating a group checks its spec (an instance: its rules are run again), its layer names
+    (strings of 1 to 256 characters, each once) and a uniform-type group's members.  The
+    grouping gives each layer once, and a uniform-type group exactly its members; its specs are
+    the validated ones of the layer map, or their copies with a page padded or scaled to
+    another validated page.  So when every layer name is a plain ASCII string of the right
+    length (checked here, ~0.1 µs a name), the groups are built as given (~1 µs each, where
+    validation costs ~6 µs); otherwise they are validated, and raise what they always raised.
+    The config that holds them is validated as ever (its own rules across the groups).
+    """
+    if len(order) > MAX_LAYERS or not all(
+        type(name) is str and 0 < len(name) <= _MAX_NAME and name.isascii() for name in order
+    ):
+        return [CacheGroupSpec(kv_cache_spec=spec, layer_names=names) for spec, names in grouped]
+    return [
+        built(
+            CacheGroupSpec,
+            {"kv_cache_spec": spec, "layer_names": names, "kv_sharing": None},
+            set(_GROUP_GIVEN),
+        )
+        for spec, names in grouped
+    ]
+
+
+def summary(spec: CacheSpec, *, page_size_bytes: int, **counts: int) -> GroupSummary:
+    """A group's summary from its spec, its page bytes and the counts the planner computed
+    (``layers``, ``group_page_bytes``, ``pages_per_request``, ``request_bytes``): strings of a
+    validated spec and integers, built without validation (~1 µs where it costs ~5)."""
+    values = {
+        "kind": spec.kind,
+        "type_id": spec._type_id_from(spec.__dict__, page_size_bytes),  # spec.type_id
+        "layers": counts["layers"],
+        "page_size_bytes": page_size_bytes,
+        "group_page_bytes": counts["group_page_bytes"],
+        "pages_per_request": counts["pages_per_request"],
+        "request_bytes": counts["request_bytes"],
+    }
+    return built(GroupSummary, values, set(values))
 
 
 def pages_per_request(spec: CacheSpec, max_model_len: int, tokens: int) -> int:

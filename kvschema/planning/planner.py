@@ -26,7 +26,6 @@ from typing import Any
 from kvschema._args import positive_int_arg, shown_value
 from kvschema.errors import InvalidArgumentError
 from kvschema.layout.config import CacheGroupsConfig, CacheGroupSpec
-from kvschema.layout.group import MAX_LAYERS
 from kvschema.layout.parallel import Parallelism
 from kvschema.planning.decisions import (
     max_concurrent_batches,
@@ -46,10 +45,11 @@ from kvschema.planning.plan import (
     PlanInputs,
     StagePlan,
     Strategy,
-    built,
     json_exact,
     pages_per_request,
+    plan_groups,
     stage_sizes,
+    summary,
 )
 from kvschema.planning.scope import max_model_len_to_plan, parallel_sizes, rank_specs, scoped
 from kvschema.planning.sharing import attach_sharing_layers, drop_sharing_layers, sharing_map
@@ -437,37 +437,6 @@ def _no_cache_plan(inputs: PlanInputs) -> CachePlan:
     )
 
 
-_SUMMARY_FIELDS = set(GroupSummary.model_fields)
-_GROUP_GIVEN = frozenset({"kv_cache_spec", "layer_names"})
-_MAX_NAME = 256  # LayerName's max_length
-
-
-def _groups(grouped: _Groups, order: list[str]) -> list[CacheGroupSpec]:
-    """The plan's groups, built without validating each again when that cannot fail.
-
-    Validating a group checks its spec (an instance: its rules are run again), its layer names
-    (strings of 1 to 256 characters, each once) and a uniform-type group's members.  The
-    grouping gives each layer once, and a uniform-type group exactly its members; its specs are
-    the validated ones of the layer map, or their copies with a page padded or scaled to
-    another validated page.  So when every layer name is a plain ASCII string of the right
-    length (checked here, ~0.1 µs a name), the groups are built as given (~1 µs each, where
-    validation costs ~6 µs); otherwise they are validated, and raise what they always raised.
-    The config that holds them is validated as ever (its own rules across the groups).
-    """
-    if len(order) > MAX_LAYERS or not all(
-        type(name) is str and 0 < len(name) <= _MAX_NAME and name.isascii() for name in order
-    ):
-        return [CacheGroupSpec(kv_cache_spec=spec, layer_names=names) for spec, names in grouped]
-    return [
-        built(
-            CacheGroupSpec,
-            {"kv_cache_spec": spec, "layer_names": names, "kv_sharing": None},
-            set(_GROUP_GIVEN),
-        )
-        for spec, names in grouped
-    ]
-
-
 def _assemble(
     grouped: _Groups,
     pages: list[int],
@@ -482,7 +451,7 @@ def _assemble(
     tp, pp = inputs.tensor_parallel_size, inputs.pipeline_parallel_size
     config = CacheGroupsConfig(
         num_pages=num_pages,
-        kv_cache_groups=_groups(grouped, costs.order),
+        kv_cache_groups=plan_groups(grouped, costs.order),
         # the specs are one rank's: say of which layout (absent for one GPU, the whole model)
         parallelism=Parallelism(tensor_parallel_size=tp, pipeline_parallel_size=pp)
         if tp > 1 or pp > 1
@@ -491,18 +460,13 @@ def _assemble(
     # ints computed here and strings of validated specs: built without validation
     layer_bytes = costs.layer_bytes
     summaries = [
-        built(
-            GroupSummary,
-            {
-                "kind": spec.kind,
-                "type_id": spec._type_id_from(spec.__dict__, page),  # spec.type_id, page known
-                "layers": len(names),
-                "page_size_bytes": page,
-                "group_page_bytes": sum(map(layer_bytes.__getitem__, names)),
-                "pages_per_request": need,
-                "request_bytes": need * bytes_per_page,
-            },
-            _SUMMARY_FIELDS.copy(),
+        summary(
+            spec,
+            layers=len(names),
+            page_size_bytes=page,
+            group_page_bytes=sum(map(layer_bytes.__getitem__, names)),
+            pages_per_request=need,
+            request_bytes=need * bytes_per_page,
         )
         for (spec, names), need, page in zip(grouped, pages, costs.page_bytes, strict=True)
     ]
