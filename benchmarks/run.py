@@ -27,6 +27,7 @@ import cli_validate
 import commands
 import planner
 import startup
+import sweep
 import throughput
 from common import ROOT, table
 
@@ -37,6 +38,7 @@ SECTIONS = [
     ("Commands as whole processes", commands),
     ("kvschema validate on 200 files vs check-jsonschema", cli_validate),
     ("Planning", planner),
+    ("fit --sweep over 1,248 choices of a 94-layer hybrid", sweep),
 ]
 
 

@@ -221,3 +221,104 @@ def test_colons_inside_names_take_the_slow_path_and_pass() -> None:
     text = config.model_dump_json()
     assert text.count(":") > _keys_read(config)
     assert CacheGroupsConfig.model_validate_json(text) == config
+
+
+@given(cache_specs(), st.sampled_from(["page_size", "page_size_padded"]), st.integers(1, 1 << 20))
+def test_a_spec_replaced_is_its_model_copy(spec: Any, field: str, value: int) -> None:
+    """The planner's copies (a page padded or scaled) are what ``model_copy`` makes."""
+    fast, slow = spec._replace(**{field: value}), spec.model_copy(update={field: value})
+    assert type(fast) is type(slow)
+    assert fast == slow and fast.__dict__ == slow.__dict__ and repr(fast) == repr(slow)
+    assert fast.__pydantic_fields_set__ == slow.__pydantic_fields_set__
+    assert fast.model_dump(exclude_unset=True) == slow.model_dump(exclude_unset=True)
+    assert spec.__dict__.get(field) != value or fast == spec  # the original is left alone
+    assert spec._replace(**{field: value}) is not spec
+
+
+def _validated(model: BaseModel) -> BaseModel:
+    """``model`` built again through validation, from the values and fields it was given."""
+    given = {name: getattr(model, name) for name in model.__pydantic_fields_set__}
+    return type(model)(**given)
+
+
+@given(
+    st.lists(layer_specs(), min_size=1, max_size=4),
+    st.lists(st.integers(0, 3), min_size=1, max_size=30),
+    st.sampled_from(["hybrid", "per_layer"]),
+    st.sampled_from([1, 2]),
+)
+def test_a_plan_built_without_validation_is_the_validated_plan(
+    kinds: list[Any], pattern: list[int], strategy: str, pp: int
+) -> None:
+    """The planner builds its groups and summaries without validating them again (their
+    values hold by construction); validated, they are the same models, and so is the plan."""
+    from kvschema import InvalidArgumentError, plan_cache
+    from kvschema.planning.plan import CachePlan
+
+    layers = {f"model.layers.{i}": kinds[k % len(kinds)] for i, k in enumerate(pattern)}
+    try:
+        plan = plan_cache(
+            layers,
+            available_bytes=2**50,
+            max_model_len=4096,
+            max_num_batched_tokens=512,
+            strategy=strategy,  # type: ignore[arg-type]
+            pipeline_parallel_size=min(pp, len(layers)),
+        )
+    except InvalidArgumentError:
+        return  # what vLLM refuses, or a plan past 2**53 - 1
+    assert plan.config is not None
+    for group in plan.config.kv_cache_groups:
+        again = _validated(group)
+        assert again == group and again.__pydantic_fields_set__ == group.__pydantic_fields_set__
+        assert list(again.__dict__) == list(group.__dict__)
+    for summary in plan.groups:
+        again = _validated(summary)
+        assert again == summary and list(again.__dict__) == list(summary.__dict__)
+        assert summary.type_id == next(
+            g.kv_cache_spec.type_id
+            for g in plan.config.kv_cache_groups
+            if g.kv_cache_spec.type_id == summary.type_id
+        )
+    document = plan.model_dump_json()
+    assert CachePlan.model_validate_json(document) == plan
+    assert CachePlan.model_validate_json(document).model_dump_json() == document
+
+
+@pytest.mark.parametrize("name", ["", "x" * 257, "layer.\ud800", "layer.é"])
+def test_a_plan_with_names_a_group_refuses_is_validated(name: str) -> None:
+    """Names the quick path does not vouch for take the validated path: what it raised
+    before (an invalid name), or the same plan (a valid non-ASCII one)."""
+    from kvschema import plan_cache
+
+    spec = FullAttentionSpec(page_size=16, num_kv_heads=1, head_size=64, dtype="bf16")
+    layers = {name: spec, "model.layers.1": spec}
+    args = {"available_bytes": 2**30, "max_model_len": 1024, "max_num_batched_tokens": 64}
+    if name == "layer.é":
+        plan = plan_cache(layers, **args)  # type: ignore[arg-type]
+        assert plan.config is not None and plan.config.kv_cache_groups[0].layer_names == [
+            name,
+            "model.layers.1",
+        ]
+        return
+    with pytest.raises(ValidationError):
+        plan_cache(layers, **args)  # type: ignore[arg-type]
+
+
+@given(st.integers(1, 2**60), st.integers(1, 2**40))
+def test_the_quick_json_check_finds_what_the_walk_finds(tokens: int, page: int) -> None:
+    """json_exact's quick test answers as the walk of the whole dump does."""
+    from kvschema import InvalidArgumentError, MambaSpec, plan_cache
+    from kvschema.planning.plan import _over_max, _too_large
+
+    state = MambaSpec(page_size=1, shapes=[[min(page, 2**30)]], dtype="fp32")
+    try:
+        plan = plan_cache(
+            {"a": state}, available_bytes=2**52, max_model_len=4096, max_num_batched_tokens=tokens
+        )
+    except InvalidArgumentError as err:
+        assert "2**53 - 1" in str(err)
+        return
+    assert _over_max(plan) is (_too_large(plan.model_dump(exclude={"config"}), "$") is not None)
+    big = plan.model_copy(update={"padding_bytes": 2**53})
+    assert _over_max(big) and _too_large(big.model_dump(exclude={"config"}), "$") is not None

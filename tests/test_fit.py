@@ -444,3 +444,11 @@ def test_given_weights_on_one_gpu_are_exact() -> None:
     assert report.weights is not None and report.weights.bytes_per_rank.is_exact
     split = fit(HF / "llama3-8b.json", gpu="H100", weights_bytes=16_060_522_496, gpus=2)
     assert split.weights is not None and not split.weights.bytes_per_rank.is_exact
+
+
+def test_a_config_path_with_a_null_byte_is_refused_naming_it() -> None:
+    """A path the system cannot take is the config's error (it was a bare ValueError)."""
+    from kvschema.models.families import HFConfigError
+
+    with pytest.raises(HFConfigError, match=r"hf_config: '\\x00': cannot read: embedded null"):
+        fit(hf_config="\x00", gpu="H100")

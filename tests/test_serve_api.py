@@ -300,6 +300,15 @@ def test_sweep_and_solve_are_the_clis(client: TestClient, tmp_path: Path) -> Non
     assert answer["report"] is None and answer["command"] is None
     assert "--sweep --gpu H100,L40S,A10G" in answer["sweep_command"]
     assert _cli_json(answer["sweep_command"], tmp_path) == answer["sweep"]
+    # a sweep of lengths replaces the request's one
+    lengths = {"gpus": ["H100", "L4"], "max_model_lens": [8192, "auto"]}
+    answer = client.post(
+        "/api/fit", json={"model": "qwen3-8b", "max_model_len": 16384, "sweep": lengths}
+    ).json()
+    assert answer["sweep_command"].endswith("--max-model-len 8192,auto")
+    assert {row["asked_max_model_len"] for row in answer["sweep"]["rows"]} == {8192, "auto"}
+    assert len(answer["sweep"]["rows"]) == 2 * 4 * 2
+    assert _cli_json(answer["sweep_command"], tmp_path) == answer["sweep"]
     for solve in ("max-num-seqs", "gpu-memory-utilization", "gpus"):
         body: dict[str, Any] = {"model": "qwen3-8b", "gpu": "L40S", "solve": solve}
         if solve != "max-num-seqs":
@@ -316,6 +325,9 @@ def test_sweep_and_solve_are_the_clis(client: TestClient, tmp_path: Path) -> Non
     assert (
         "at most 512" in error(client.post("/api/fit", json=big), 422, "invalid_argument").message
     )
+    big = {"model": "qwen3-8b", "sweep": {"max_model_lens": [1024 * n for n in range(1, 11)]}}
+    message = error(client.post("/api/fit", json=big), 422, "invalid_argument").message
+    assert "a sweep of 520 choices" in message
 
 
 def test_fit_refusals_name_the_rule(client: TestClient) -> None:

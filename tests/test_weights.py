@@ -828,3 +828,28 @@ def test_malformed_fields_are_value_errors_naming_them(field: str, value: Any) -
         count_parameters(cfg)
     except ValueError as err:
         assert field in str(err)
+
+
+def test_a_count_split_per_layout_is_memoized_by_the_configs_content() -> None:
+    """A sweep splits one count over every layout: the count is kept by the config's content,
+    so an equal config answers as counted afresh and a changed one is counted again."""
+    from fit_models import QWEN3_8B
+
+    from kvschema.models import weights as module
+
+    def split(config: dict[str, object]) -> object:
+        return module.weights_given(
+            16 * 10**9, config=config, tensor_parallel_size=2, pipeline_parallel_size=3
+        )
+
+    module._COUNTS.clear()
+    fresh = split(dict(QWEN3_8B))
+    assert len(module._COUNTS) == 1
+    assert split(dict(QWEN3_8B)) == fresh and len(module._COUNTS) == 1  # an equal config
+    wider = split({**QWEN3_8B, "vocab_size": 2 * QWEN3_8B["vocab_size"]})
+    assert wider != fresh and len(module._COUNTS) == 2
+    module._COUNTS.clear()
+    assert split(dict(QWEN3_8B)) == fresh
+    for n in range(module._COUNTS_KEPT + 3):  # only the last few are kept
+        split({**QWEN3_8B, "vocab_size": 1000 + n})
+    assert len(module._COUNTS) == module._COUNTS_KEPT

@@ -7,7 +7,9 @@ over to this module, which keeps the fit's many options together.
 >>> parser = argparse.ArgumentParser()
 >>> add_fit_arguments(parser)
 >>> parser.parse_args(["--hf-config", "c.json", "--max-model-len", "32k"]).max_model_len
-32000
+[32000]
+>>> parser.parse_args(["--hf-config", "c.json", "--max-model-len", "4096,32K,auto"]).max_model_len
+[4096, 32768, 'auto']
 """
 
 from __future__ import annotations
@@ -72,14 +74,17 @@ def _length(text: str) -> int | str:
     return value
 
 
-def _csv(kind: type) -> Callable[[str], list[Any]]:
+def _csv(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """A value or a comma-separated list of them, each read by ``kind`` (``int``: positive)."""
+    read = _positive if kind is int else kind
+
     def parse(text: str) -> list[Any]:
         items = [item.strip() for item in text.split(",") if item.strip()]
         if not items:
             raise argparse.ArgumentTypeError(
                 f"expected a value or a comma-separated list, got {text!r}"
             )
-        return [_positive(item) if kind is int else item for item in items]
+        return [read(item) for item in items]
 
     return parse
 
@@ -145,10 +150,10 @@ def add_fit_arguments(fit: argparse.ArgumentParser) -> None:
     )
     fit.add_argument(
         "--max-model-len",
-        type=_length,
+        type=_csv(_length),
         metavar="N|auto",
         help="tokens per request (default: the model's own); auto: the largest "
-        "that fits, as vLLM's auto-fit",
+        "that fits, as vLLM's auto-fit; a list with --sweep",
     )
     fit.add_argument(
         "--max-num-seqs",
@@ -202,8 +207,9 @@ def add_fit_arguments(fit: argparse.ArgumentParser) -> None:
     solve.add_argument(
         "--sweep",
         action="store_true",
-        help="fit every --gpu x --tp x --pp x --kv-cache-dtype (defaults: the "
-        "catalogue, 1,2,4,8, 1, auto); one row each, most concurrency per GPU first",
+        help="fit every --gpu x --tp x --pp x --kv-cache-dtype x --max-model-len "
+        "(defaults: the catalogue, 1,2,4,8, 1, auto, the model's own); one row each, "
+        "most concurrency per GPU first",
     )
     fit.add_argument(
         "--concurrency",
@@ -232,7 +238,6 @@ def run_fit(args: argparse.Namespace) -> int:
         settings: dict[str, Any] = {
             "gpu_memory_utilization": args.gpu_memory_utilization,
             "kv_cache_memory_bytes": args.kv_cache_memory,
-            "max_model_len": args.max_model_len,
             "max_num_seqs": args.max_num_seqs,
             "max_num_batched_tokens": args.max_num_batched_tokens,
             "block_size": args.block_size,
@@ -243,6 +248,7 @@ def run_fit(args: argparse.Namespace) -> int:
         if args.sweep:
             return _fit_sweep(args, settings)
         settings.update(
+            max_model_len=_one(args.max_model_len, "--max-model-len"),
             gpu=_one(args.gpu, "--gpu"),
             gpus=args.gpus,
             gpu_memory=args.gpu_memory,
@@ -299,7 +305,8 @@ def _fit_sweep(args: argparse.Namespace, settings: dict[str, Any]) -> int:
 
     if args.gpu_memory is not None or args.gpus is not None or args.solve is not None:
         raise ValueError(
-            "--sweep takes --gpu, --tp, --pp and --kv-cache-dtype lists, not --gpus or --gpu-memory"
+            "--sweep takes --gpu, --tp, --pp, --kv-cache-dtype and --max-model-len lists, "
+            "not --gpus or --gpu-memory"
         )
     model = FitModel(
         args.hf_config,
@@ -312,6 +319,7 @@ def _fit_sweep(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         tensor_parallel_sizes=args.tp or (1, 2, 4, 8),
         pipeline_parallel_sizes=args.pp or (1,),
         kv_cache_dtypes=args.kv_cache_dtype or ("auto",),
+        max_model_lens=args.max_model_len or (None,),
         **settings,
     )
     print(result.model_dump_json(indent=2) if args.output == "json" else sweep_table(result))

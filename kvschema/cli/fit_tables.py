@@ -156,28 +156,24 @@ def solution_text(solution: Solution) -> str:
     return "\n".join(lines)
 
 
+def _asked(length: int | str | None) -> str:
+    return "model's" if length is None else length if isinstance(length, str) else f"{length:,}"
+
+
 def sweep_table(result: Sweep) -> str:
-    """One row per choice, the most concurrency per GPU first."""
-    rows = [
-        [
-            "gpu",
-            "tp",
-            "pp",
-            "kv dtype",
-            "gpus",
-            "verdict",
-            "KV GiB low..point",
-            "max_model_len",
-            "concurrency",
-            "per GPU",
-        ]
-    ]
+    """One row per choice, the most concurrency per GPU first (with the length asked when the
+    sweep asks more than one)."""
+    lengths = len({row.asked_max_model_len for row in result.rows}) > 1
+    head = ["gpu", "tp", "pp", "kv dtype", "gpus", "verdict", "KV GiB low..point"]
+    head += ["asked", "max_model_len"] if lengths else ["max_model_len"]
+    rows = [[*head, "concurrency", "per GPU"]]
     errors = []
     for row in result.rows:
         if row.verdict is None:
+            asked = f" max_model_len={_asked(row.asked_max_model_len)}" if lengths else ""
             errors.append(
                 f"{row.gpu} tp={row.tensor_parallel_size} pp={row.pipeline_parallel_size} "
-                f"{row.kv_cache_dtype}: {row.error}"
+                f"{row.kv_cache_dtype}{asked}: {row.error}"
             )
             continue
         kv = row.available_kv_gib
@@ -193,6 +189,7 @@ def sweep_table(result: Sweep) -> str:
                 str(row.gpus),
                 row.verdict,
                 "" if kv is None else f"{kv[0]:.2f}..{kv[1]:.2f}",
+                *([_asked(row.asked_max_model_len)] if lengths else []),
                 "" if row.max_model_len is None else f"{row.max_model_len:,}",
                 "-" if conc is None else f"{conc:.2f}",
                 "-" if row.concurrency_per_gpu is None else f"{row.concurrency_per_gpu:.2f}",
@@ -202,7 +199,7 @@ def sweep_table(result: Sweep) -> str:
         f"{result.model_type}: {len(result.rows)} choices, the most concurrency per GPU first "
         "(guaranteed: the low end of the budget)",
         "",
-        render_table(rows, right=(1, 2, 4, 6, 7, 8, 9)),
+        render_table(rows, right=(1, 2, 4, 6, 7, 8, 9, 10) if lengths else (1, 2, 4, 6, 7, 8, 9)),
     ]
     if errors:
         lines += ["", "not planned:", *(f"  {e}" for e in errors)]

@@ -37,6 +37,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise HFConfigError(f"{path}: no such file", path=str(path)) from None
     except OSError as err:
         raise HFConfigError(f"{path}: cannot read: {err.strerror or err}", path=str(path)) from None
+    except ValueError as err:  # a path the system cannot take (an embedded null byte)
+        raise HFConfigError(f"{str(path)!r}: cannot read: {err}", path=str(path)) from None
     if not stat.S_ISREG(info.st_mode):
         raise HFConfigError(
             f"{path}: not a regular file (a FIFO, device or socket is not read)", path=str(path)

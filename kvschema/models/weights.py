@@ -39,7 +39,7 @@ from kvschema._args import positive_int_arg
 from kvschema.errors import InvalidArgumentError, KVSchemaError
 from kvschema.models.families import HFConfigError
 from kvschema.models.interval import Interval
-from kvschema.models.params import count_parameters
+from kvschema.models.params import CountedModel, count_parameters
 from kvschema.models.split import stage_bytes
 
 __all__ = [
@@ -194,6 +194,30 @@ def weights_from_config(
     return _estimate("config", stages, notes, tp, pp, ep, num_parameters=counted.num_parameters)
 
 
+#: The count of each of the last few configs split per rank, and its whole model's bytes, by
+#: the config's JSON text: a sweep splits one model's count over every parallel layout.
+_COUNTS: dict[str, tuple[CountedModel, Interval]] = {}
+_COUNTS_KEPT = 16
+
+
+def _counted(cfg: dict[str, Any]) -> tuple[CountedModel, Interval]:
+    """``count_parameters(cfg, text_only=True)`` and the whole model's bytes, memoized by the
+    config's content (equal configs count alike; a count that fails is not kept)."""
+    try:
+        key: str | None = json.dumps(cfg, sort_keys=True, default=repr)
+    except (TypeError, ValueError):  # keys of mixed types, a cycle: counted every time
+        key = None
+    found = _COUNTS.get(key) if key is not None else None
+    if found is None:
+        counted = count_parameters(cfg, text_only=True)
+        found = counted, stage_bytes(counted.parts, num_layers=counted.num_layers)[0]
+        if key is not None:
+            if len(_COUNTS) >= _COUNTS_KEPT:
+                _COUNTS.pop(next(iter(_COUNTS)), None)
+            _COUNTS[key] = found
+    return found
+
+
 def _split_total(
     total: int,
     provenance: Provenance,
@@ -214,13 +238,13 @@ def _split_total(
     if provenance == "given" and tp * pp == 1 and not halves:
         notes.append("given for the whole model on one GPU: exact")
         return _estimate(provenance, [Interval.exact(total)], notes, tp, pp, ep, total_bytes=total)
-    counted = None
+    counted = whole = None
     if cfg is not None:
         try:
-            counted = count_parameters(cfg, text_only=True)
+            counted, whole = _counted(cfg)
         except KVSchemaError as err:
             notes.append(f"no split from the config ({err}): bounds only")
-    if counted is None:
+    if counted is None or whole is None:
         n = tp * pp
         if n > 1:
             notes.append(
@@ -237,7 +261,6 @@ def _split_total(
         pipeline_parallel_size=pp,
         expert_parallel_size=ep,
     )
-    whole = stage_bytes(counted.parts, num_layers=counted.num_layers)[0]
     stages = []
     for s in split:
         point = math.ceil(loaded * s.point / whole.point)

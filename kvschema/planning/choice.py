@@ -295,7 +295,32 @@ def _block_of(shape: CacheShape) -> int:
 def stage_budgets(
     choice: Choice,
 ) -> tuple[list[StageBudget], WeightEstimate | None, list[str]]:
-    """Each stage's budget per rank, the weights, and what the fit assumed."""
+    """Each stage's budget per rank, the weights, and what the fit assumed.
+
+    Memoized on the model by what they depend on — the layout, the device's memory, the
+    utilization or pinned budget, the batch sizes and CUDA graphs — not by the cache dtype or
+    the length (a sweep's choices share them).
+    """
+    dev = choice.device
+    key = (
+        "budgets",
+        choice.tp,
+        choice.pp,
+        None if dev is None else (dev.total, dev.compute_capability),
+        choice.utilization,
+        choice.pinned_bytes,
+        choice.max_num_batched_tokens,
+        choice.max_num_seqs,
+        choice.enforce_eager,
+        choice.notes,
+    )
+    stages, weights, notes = choice.model._cached(key, lambda: _stage_budgets(choice))
+    return list(stages), weights, list(notes)
+
+
+def _stage_budgets(
+    choice: Choice,
+) -> tuple[list[StageBudget], WeightEstimate | None, list[str]]:
     model, notes = choice.model, list(choice.notes)
     try:
         weights: WeightEstimate | None = model.weights(choice.tp, choice.pp)

@@ -219,9 +219,15 @@ def vllm_layers(
     else:
         state_block = block
     out: dict[str, CacheSpec] = {}
+    # equal specs page alike: each distinct spec is paged once, and its layers share the result
+    # (a plan then buckets them by object, without hashing each layer's spec)
+    paged: dict[CacheSpec, CacheSpec] = {}
     for name, spec in specs.items():
-        if isinstance(spec, MambaSpec):
-            out[name] = spec.model_validate(
+        done = paged.get(spec)
+        if done is not None:
+            out[name] = done
+        elif isinstance(spec, MambaSpec):
+            out[name] = paged[spec] = spec.model_validate(
                 {
                     **spec.model_dump(exclude={"page_size_padded", "type_id", "page_size_bytes"}),
                     "page_size": state_block,
@@ -234,7 +240,9 @@ def vllm_layers(
                 }
             )
         else:
-            out[name] = spec.model_copy(update={"page_size": block, "page_size_padded": None})
+            out[name] = paged[spec] = spec.model_copy(
+                update={"page_size": block, "page_size_padded": None}
+            )
     return out
 
 

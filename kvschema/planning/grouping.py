@@ -182,13 +182,13 @@ def _unify_pages(spec: CacheSpec, largest: int, name: str, page: int) -> CacheSp
                 "and stops on an assertion; drop page_size_padded or pad it to the largest page",
                 layer=name,
             )
-        return spec.model_copy(update={"page_size": spec.page_size * (largest // page)})
+        return spec._replace(page_size=spec.page_size * (largest // page))
     if isinstance(spec, ATTENTION_SPECS) and spec.use_mla:
         raise _Unpaddable(
             f"layer {name}: an MLA page of {page} bytes does not divide the largest page "
             f"({largest} bytes), and MLA pages cannot be padded"
         )
-    return spec.model_copy(update={"page_size_padded": largest})
+    return spec._replace(page_size_padded=largest)
 
 
 _NOT_CARRIED = frozenset(

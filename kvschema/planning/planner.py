@@ -47,7 +47,9 @@ from kvschema.planning.plan import (
     Strategy,
     json_exact,
     pages_per_request,
+    plan_groups,
     stage_sizes,
+    summary,
 )
 from kvschema.planning.scope import (
     is_layer_map,
@@ -288,6 +290,8 @@ class _StageCosts:
     grouped: _Groups
     order: list[str]
     layer_bytes: dict[str, int]
+    #: Each group's spec's page_size_bytes (computed once: the summaries and padding read it).
+    page_bytes: list[int]
     stage_of: dict[str, int]
     budgets: list[int]
     inputs: PlanInputs
@@ -296,17 +300,20 @@ class _StageCosts:
     def of(cls, grouped: _Groups, order: list[str], inputs: PlanInputs) -> _StageCosts:
         # One page index costs, per layer: the group's page (a uniform-type member's own page).
         layer_bytes: dict[str, int] = {}
-        for spec, names in grouped:
+        page_bytes = [spec.page_size_bytes for spec, _ in grouped]
+        for (spec, names), page in zip(grouped, page_bytes, strict=True):
             if isinstance(spec, UniformTypeSpec):
                 layer_bytes.update((n, spec.kv_cache_specs[n].page_size_bytes) for n in names)
             else:
-                layer_bytes.update(dict.fromkeys(names, spec.page_size_bytes))
+                layer_bytes.update(dict.fromkeys(names, page))
         stage_of: dict[str, int] = {}
         start = 0
         for stage, size in enumerate(stage_sizes(len(order), inputs.pipeline_parallel_size)):
             stage_of.update(dict.fromkeys(order[start : start + size], stage))
             start += size
-        return cls(grouped, order, layer_bytes, stage_of, inputs.available_bytes, inputs)
+        return cls(
+            grouped, order, layer_bytes, page_bytes, stage_of, inputs.available_bytes, inputs
+        )
 
     def members(self, stage: int) -> list[list[str]]:
         """Each group's layers on ``stage``."""
@@ -316,7 +323,7 @@ class _StageCosts:
         """Bytes one request reserves in the empty layer slots of the hybrid pools."""
         if self.inputs.strategy != "hybrid":
             return 0
-        unified_page = max(spec.page_size_bytes for spec, _ in self.grouped)
+        unified_page = max(self.page_bytes)
         wasted = 0
         for stage in range(len(self.budgets)):
             per_group = self.members(stage)
@@ -450,25 +457,24 @@ def _assemble(
     tp, pp = inputs.tensor_parallel_size, inputs.pipeline_parallel_size
     config = CacheGroupsConfig(
         num_pages=num_pages,
-        kv_cache_groups=[
-            CacheGroupSpec(kv_cache_spec=spec, layer_names=names) for spec, names in grouped
-        ],
+        kv_cache_groups=plan_groups(grouped, costs.order),
         # the specs are one rank's: say of which layout (absent for one GPU, the whole model)
         parallelism=Parallelism(tensor_parallel_size=tp, pipeline_parallel_size=pp)
         if tp > 1 or pp > 1
         else None,
     )
+    # ints computed here and strings of validated specs: built without validation
+    layer_bytes = costs.layer_bytes
     summaries = [
-        GroupSummary(
-            kind=spec.kind,
-            type_id=spec.type_id,
+        summary(
+            spec,
             layers=len(names),
-            page_size_bytes=spec.page_size_bytes,
-            group_page_bytes=sum(costs.layer_bytes[name] for name in names),
+            page_size_bytes=page,
+            group_page_bytes=sum(map(layer_bytes.__getitem__, names)),
             pages_per_request=need,
             request_bytes=need * bytes_per_page,
         )
-        for (spec, names), need in zip(grouped, pages, strict=True)
+        for (spec, names), need, page in zip(grouped, pages, costs.page_bytes, strict=True)
     ]
     return CachePlan(
         config=config,

@@ -259,6 +259,11 @@ class SweepRow(BaseModel):
     tensor_parallel_size: int
     pipeline_parallel_size: int
     kv_cache_dtype: str
+    asked_max_model_len: int | Literal["auto"] | None = Field(
+        default=None,
+        description="The max_model_len asked for this choice: a length, 'auto' (vLLM's "
+        "auto-fit), or None (the model's own); max_model_len is the one vLLM runs with.",
+    )
     gpus: int
     verdict: Verdict | None = Field(description="None: the choice is invalid (see error).")
     reason_code: Reason | None
@@ -281,7 +286,9 @@ class Sweep(BaseModel):
     rows: list[SweepRow]
 
 
-def _row(gpu: str, tp: int, pp: int, dtype: str, report: FitReport) -> SweepRow:
+def _row(
+    gpu: str, tp: int, pp: int, asked: int | Literal["auto"] | None, report: FitReport
+) -> SweepRow:
     low, point = report.plan_low, report.plan
     best = low if low.fits else point if point.fits else None
     per_gpu = None
@@ -292,6 +299,7 @@ def _row(gpu: str, tp: int, pp: int, dtype: str, report: FitReport) -> SweepRow:
         tensor_parallel_size=tp,
         pipeline_parallel_size=pp,
         kv_cache_dtype=report.settings.kv_cache_dtype,
+        asked_max_model_len=asked,
         gpus=tp * pp,
         verdict=report.verdict,
         reason_code=report.reason_code,
@@ -301,6 +309,13 @@ def _row(gpu: str, tp: int, pp: int, dtype: str, report: FitReport) -> SweepRow:
         max_concurrency=point.max_concurrency if point.fits else None,
         concurrency_per_gpu=per_gpu,
     )
+
+
+def _length(value: Any) -> int | Literal["auto"] | None:
+    """A length a sweep asks for: a positive int, ``"auto"`` (or vLLM's ``-1``), or None."""
+    if value is None or value == "auto" or (type(value) is int and value == -1):
+        return None if value is None else "auto"
+    return positive_int_arg("max_model_len", value)
 
 
 _ORDER = {"fits": 0, "fits_if_low_overhead": 1, "does_not_fit": 2, None: 3}
@@ -313,17 +328,38 @@ def sweep(
     tensor_parallel_sizes: Iterable[int] = (1, 2, 4, 8),
     pipeline_parallel_sizes: Iterable[int] = (1,),
     kv_cache_dtypes: Iterable[str] = ("auto",),
+    max_model_lens: Iterable[int | Literal["auto"] | None] | None = None,
     **settings: Any,
 ) -> Sweep:
-    """Fit every GPU x TP x PP x KV dtype choice; rows with the most concurrency per GPU first.
+    """Fit every GPU x TP x PP x KV dtype x length choice; the most concurrency per GPU first.
 
-    ``gpus`` defaults to the whole catalogue; ``settings`` are :func:`fit`'s other arguments.
-    Everything that does not depend on the choice is prepared once.
+    ``gpus`` defaults to the whole catalogue; ``max_model_lens`` to the one ``max_model_len``
+    of ``settings`` (a length, ``"auto"``, or None: the model's own), which then takes no
+    ``max_model_len``; ``settings`` are :func:`fit`'s other arguments.  Everything that does
+    not depend on the choice is prepared once (the model's :class:`FitModel` memoizes it), so
+    each row is what :func:`fit` answers for that choice alone.
     """
+    if max_model_lens is None:
+        asked: list[Any] = [settings.pop("max_model_len", None)]
+    elif "max_model_len" in settings:
+        raise InvalidArgumentError("give max_model_lens or max_model_len, not both")
+    elif isinstance(max_model_lens, (str, bytes)) or not isinstance(max_model_lens, Iterable):
+        raise InvalidArgumentError(
+            f"max_model_lens must be a list of lengths, got {type(max_model_lens).__name__}"
+        )
+    else:
+        asked = list(max_model_lens)
+        if not asked:
+            raise InvalidArgumentError("max_model_lens is empty: give one length or more")
+    lengths = [_length(value) for value in asked]
     names = [g.name for g in catalogue()] if gpus is None else list(gpus)
     rows: list[SweepRow] = []
-    for name, tp, pp, dtype in product(
-        names, list(tensor_parallel_sizes), list(pipeline_parallel_sizes), list(kv_cache_dtypes)
+    for name, tp, pp, dtype, length in product(
+        names,
+        list(tensor_parallel_sizes),
+        list(pipeline_parallel_sizes),
+        list(kv_cache_dtypes),
+        lengths,
     ):
         try:
             report = evaluate(
@@ -333,6 +369,7 @@ def sweep(
                     tensor_parallel_size=tp,
                     pipeline_parallel_size=pp,
                     kv_cache_dtype=dtype,
+                    max_model_len=length,
                     **settings,
                 )
             )
@@ -343,6 +380,7 @@ def sweep(
                     tensor_parallel_size=tp,
                     pipeline_parallel_size=pp,
                     kv_cache_dtype=dtype,
+                    asked_max_model_len=length,
                     gpus=tp * pp,
                     verdict=None,
                     reason_code=None,
@@ -355,8 +393,7 @@ def sweep(
                 )
             )
             continue
-        rows.append(
-            _row(report.hardware.gpu or name if report.hardware else name, tp, pp, dtype, report)
-        )
+        gpu = report.hardware.gpu or name if report.hardware else name
+        rows.append(_row(gpu, tp, pp, length, report))
     rows.sort(key=lambda r: (_ORDER[r.verdict], -(r.concurrency_per_gpu or 0.0)))
     return Sweep(model_type=model.model_type, rows=rows)

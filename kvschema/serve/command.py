@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 
 from kvschema.serve.schemas import FitRequest, SweepRequest
 
@@ -42,8 +43,9 @@ def config_argument(request: FitRequest) -> tuple[str, str | None]:
     return name, None
 
 
-def _common(request: FitRequest) -> list[str]:
-    """The options a single fit and a sweep share (vLLM's settings and the weights)."""
+def _common(request: FitRequest, lengths: Sequence[object] | None = None) -> list[str]:
+    """The options a single fit and a sweep share (vLLM's settings and the weights); a
+    sweep's ``lengths`` replace the request's ``max_model_len``."""
     args: list[str] = []
     if request.weights_bytes is not None:
         args += ["--weights-bytes", str(request.weights_bytes)]
@@ -51,7 +53,9 @@ def _common(request: FitRequest) -> list[str]:
         args += ["--gpu-memory-utilization", repr(request.gpu_memory_utilization)]
     if request.kv_cache_memory_bytes is not None:
         args += ["--kv-cache-memory-bytes", str(request.kv_cache_memory_bytes)]
-    if request.max_model_len is not None:
+    if lengths is not None:
+        args += ["--max-model-len", ",".join(map(str, lengths))]
+    elif request.max_model_len is not None:
         args += ["--max-model-len", str(request.max_model_len)]
     if request.max_num_seqs is not None:
         args += ["--max-num-seqs", str(request.max_num_seqs)]
@@ -104,6 +108,8 @@ def sweep_command(request: FitRequest, sweep: SweepRequest) -> str:
     >>> from kvschema.serve.schemas import SweepRequest
     >>> sweep_command(FitRequest(model="qwen3-8b"), SweepRequest(gpus=["H100", "L40S"]))
     'kvschema fit --hf-config qwen3-8b.json --sweep --gpu H100,L40S --tp 1,2,4,8'
+    >>> sweep_command(FitRequest(model="qwen3-8b"), SweepRequest(max_model_lens=[8192, "auto"]))
+    'kvschema fit --hf-config qwen3-8b.json --sweep --tp 1,2,4,8 --max-model-len 8192,auto'
     """
     config, _ = config_argument(request)
     args = ["--hf-config", config, "--sweep"]
@@ -114,5 +120,5 @@ def sweep_command(request: FitRequest, sweep: SweepRequest) -> str:
         args += ["--pp", ",".join(map(str, sweep.pipeline_parallel_sizes))]
     if sweep.kv_cache_dtypes != ["auto"]:
         args += ["--kv-cache-dtype", ",".join(sweep.kv_cache_dtypes)]
-    args += _common(request)
+    args += _common(request, sweep.max_model_lens)
     return _line(args)

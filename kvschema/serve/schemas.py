@@ -131,7 +131,8 @@ class ValidateResponse(_Answer):
 
 
 class SweepRequest(_Request):
-    """The choices of a sweep (``kvschema fit --sweep``): every GPU x TP x PP x KV dtype.
+    """The choices of a sweep (``kvschema fit --sweep``): every GPU x TP x PP x KV dtype x
+    length (``max_model_lens``; default: the request's one ``max_model_len``).
 
     >>> SweepRequest().tensor_parallel_sizes
     [1, 2, 4, 8]
@@ -143,6 +144,13 @@ class SweepRequest(_Request):
     tensor_parallel_sizes: list[Count] = Field(default=[1, 2, 4, 8], min_length=1, max_length=16)
     pipeline_parallel_sizes: list[Count] = Field(default=[1], min_length=1, max_length=16)
     kv_cache_dtypes: list[Name] = Field(default=["auto"], min_length=1, max_length=8)
+    max_model_lens: list[Count | Literal["auto"]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description="Lengths to sweep (a length or 'auto' each); default: the request's "
+        "max_model_len.",
+    )
 
 
 class FitRequest(_Request):

@@ -264,6 +264,7 @@ def _fit(request: FitRequest, models: ModelCache) -> dict[str, Any]:
             * len(sweep.tensor_parallel_sizes)
             * len(sweep.pipeline_parallel_sizes)
             * len(sweep.kv_cache_dtypes)
+            * len(sweep.max_model_lens or [None])
         )
         if count > MAX_SWEEP_CHOICES:
             raise InvalidArgumentError(
@@ -275,7 +276,8 @@ def _fit(request: FitRequest, models: ModelCache) -> dict[str, Any]:
             tensor_parallel_sizes=sweep.tensor_parallel_sizes,
             pipeline_parallel_sizes=sweep.pipeline_parallel_sizes,
             kv_cache_dtypes=sweep.kv_cache_dtypes,
-            **_settings(request),
+            max_model_lens=sweep.max_model_lens or [request.max_model_len],
+            **{k: v for k, v in _settings(request).items() if k != "max_model_len"},
         )
         answer["sweep_command"] = sweep_command(request, sweep)
     if request.sweep is None or device:

@@ -33,6 +33,9 @@ __all__ = ["MAX_INT", "NEWER_FIELDS", "LayerName", "PositiveInt", "padded_too_sm
 #: The largest integer a field takes: 2**53 - 1, the largest every JSON reader keeps exact.
 MAX_INT = 2**53 - 1
 
+#: Sets an attribute of a frozen model (what pydantic's own copies use).
+_set_slot = object.__setattr__
+
 #: A strict int in ``1..MAX_INT``: no bools, strings or floats.
 PositiveInt = Annotated[int, Strict(), Ge(1), Le(MAX_INT)]
 
@@ -254,6 +257,25 @@ class _SpecBase(BaseModel):
     ) -> int:
         """The most bytes one request of ``max_model_len`` tokens can hold in this layer."""
         raise NotImplementedError
+
+    def _replace(self, **update: Any) -> Self:
+        """``self.model_copy(update=update)`` at a quarter of its cost: the same copy (fields
+        replaced, nothing validated, the replaced fields added to the fields set), without
+        pydantic's generic steps — a spec keeps no extra or private values to copy.  For the
+        planner, which makes a copy per distinct spec (a page padded or scaled).
+
+        >>> from kvschema import FullAttentionSpec
+        >>> spec = FullAttentionSpec(page_size=16, num_kv_heads=8, head_size=128, dtype="bf16")
+        >>> spec._replace(page_size=32) == spec.model_copy(update={"page_size": 32})
+        True
+        """
+        cls = type(self)
+        copied = cls.__new__(cls)
+        _set_slot(copied, "__dict__", {**self.__dict__, **update})
+        _set_slot(copied, "__pydantic_fields_set__", self.__pydantic_fields_set__ | update.keys())
+        _set_slot(copied, "__pydantic_extra__", None)
+        _set_slot(copied, "__pydantic_private__", None)
+        return copied
 
     def _check_rules(self, page_bytes: int | None) -> None:
         """Raise the error of a rule across fields that this spec breaks (a kind's model rules;
