@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from json_texts import with_a_key_twice
 from pydantic import BaseModel, ValidationError
 
 from kvschema import CacheGroupsConfig, Parallelism, parse_spec
@@ -112,26 +113,6 @@ def test_a_spec_checked_before_is_checked_alike(spec: Any) -> None:
     assert all(isinstance(errors, list) and errors for errors in cold)
 
 
-def _with_a_key_twice(value: Any, target: int) -> tuple[str, int]:
-    """``value`` as JSON text, the first member of its ``target``-th object written twice;
-    and how many objects it has."""
-    seen = 0
-
-    def dump(node: Any) -> str:
-        nonlocal seen
-        if isinstance(node, dict):
-            members = [f"{json.dumps(k)}: {dump(v)}" for k, v in node.items()]
-            if seen == target and members:
-                members.append(members[0])
-            seen += 1
-            return "{" + ", ".join(members) + "}"
-        if isinstance(node, list):
-            return "[" + ", ".join(dump(item) for item in node) + "]"
-        return json.dumps(node)
-
-    return dump(value), seen
-
-
 def _refused_by_the_old_way(text: str, title: str) -> Any:
     """The duplicate-key error as the text's first parse gave it."""
     twice = load_json(text)[1]
@@ -155,8 +136,8 @@ def test_parse_spec_reads_text_once_and_refuses_a_key_twice(
     read = parse_spec(text)
     assert read == spec_adapter().validate_python(document) == parse_spec(text.encode())
     assert spec_keys_read(read) == text.count(":")  # one parse: the colons prove it
-    _, objects = _with_a_key_twice(document, -1)
-    twice, _ = _with_a_key_twice(document, data.draw(st.integers(0, objects - 1)))
+    _, objects = with_a_key_twice(document, -1)
+    twice, _ = with_a_key_twice(document, data.draw(st.integers(0, objects - 1)))
     assert _errors(parse_spec, twice) == _refused_by_the_old_way(twice, "CacheSpec")
     broken = twice.replace('"page_size": ', '"page_size": -', 1)
     assert _errors(parse_spec, broken.encode()) == _refused_by_the_old_way(broken, "CacheSpec")
@@ -179,8 +160,8 @@ def test_read_config_from_text_reads_as_from_its_mapping(
     if isinstance(from_text, CacheGroupsConfig):
         assert _fields_sets(from_text) == _fields_sets(from_mapping)
         assert from_text.schema_version == 2
-    _, objects = _with_a_key_twice(document, -1)
-    twice, _ = _with_a_key_twice(document, data.draw(st.integers(0, objects - 1)))
+    _, objects = with_a_key_twice(document, -1)
+    twice, _ = with_a_key_twice(document, data.draw(st.integers(0, objects - 1)))
     key = load_json(twice)[1][0]
     assert _errors(read_config, twice.encode()) == (
         "InvalidArgumentError",

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from json_texts import with_a_key_twice
 from pydantic import BaseModel, ValidationError
 
 from kvschema import (
@@ -173,26 +174,6 @@ def _keys_in(text: str) -> int:
     return count
 
 
-def _with_a_key_twice(value: Any, target: int) -> tuple[str, int]:
-    """``value`` as JSON text, the first member of its ``target``-th object written twice;
-    and how many objects it has."""
-    seen = 0
-
-    def dump(node: Any) -> str:
-        nonlocal seen
-        if isinstance(node, dict):
-            members = [f"{json.dumps(k)}: {dump(v)}" for k, v in node.items()]
-            if seen == target and members:
-                members.append(members[0])
-            seen += 1
-            return "{" + ", ".join(members) + "}"
-        if isinstance(node, list):
-            return "[" + ", ".join(dump(item) for item in node) + "]"
-        return json.dumps(node)
-
-    return dump(value), seen
-
-
 @given(cache_groups_configs(), st.booleans(), st.data())
 def test_duplicate_keys_are_refused_and_only_they(
     config: CacheGroupsConfig, written: bool, data: st.DataObject
@@ -205,8 +186,8 @@ def test_duplicate_keys_are_refused_and_only_they(
     text = json.dumps(document)
     again = CacheGroupsConfig.model_validate_json(text)
     assert _keys_read(again) == _keys_in(text) == text.count(":")  # the fast path is taken
-    _, objects = _with_a_key_twice(document, -1)
-    twice, _ = _with_a_key_twice(document, data.draw(st.integers(0, objects - 1)))
+    _, objects = with_a_key_twice(document, -1)
+    twice, _ = with_a_key_twice(document, data.draw(st.integers(0, objects - 1)))
     with pytest.raises(ValidationError) as info:
         CacheGroupsConfig.model_validate_json(twice.encode())
     assert [e["type"] for e in info.value.errors()] == ["duplicate_key"]
