@@ -62,12 +62,16 @@ def _modules(argv: list[str], **env: str) -> tuple[int, set[str]]:
     return done.returncode, set(json.loads(line))
 
 
+#: fit's options: a run adds the options of its own command alone (kvschema.cli.arguments).
+FIT_OPTIONS = "kvschema.cli.fit_cli"
+
+
 @pytest.mark.parametrize(
     ("argv", "also_never"),
     [
         (FIT, {"yaml", "kvschema.reading.loaders"}),
-        (PLAN, {"yaml", "kvschema.planning.fitmodel", "kvschema.models.weights"}),
-        (VALIDATE, {"kvschema.planning.planner", "kvschema.models.hf"}),
+        (PLAN, {"yaml", "kvschema.planning.fitmodel", "kvschema.models.weights", FIT_OPTIONS}),
+        (VALIDATE, {"kvschema.planning.planner", "kvschema.models.hf", FIT_OPTIONS}),
     ],
     ids=["fit", "plan", "validate"],
 )
