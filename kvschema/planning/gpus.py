@@ -15,8 +15,6 @@ BatchDefaults(max_num_batched_tokens=8192, max_num_seqs=1024, tier='>=70GiB')
 BatchDefaults(max_num_batched_tokens=2048, max_num_seqs=256, tier='default')
 """
 
-from __future__ import annotations
-
 import json
 import re
 from functools import cache
