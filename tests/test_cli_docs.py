@@ -109,10 +109,28 @@ def test_every_example_parses_and_names_files_that_exist(command: str) -> None:
     for line in EXAMPLES[command].splitlines()[1:]:
         words = shlex.split(line.split("#")[0].split(">")[0], posix=True)
         assert words[:2] == ["kvschema", command]
-        parser.parse_args(words[1:])  # exits (and fails the test) on a usage error
+        args = parser.parse_args(words[1:])  # exits (and fails the test) on a usage error
+        assert build_parser(deferred=True).parse_args(words[1:]) == args  # as main() parses
         for word in words:
             if word.endswith((".yaml", ".json", ".toml")) and word != "plan.json":
                 assert (ROOT / word).is_file(), word
+
+
+@pytest.mark.parametrize("command", sorted(SUBPARSERS))
+def test_a_run_builds_only_its_commands_options_and_they_are_the_full_parsers(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """main()'s parser adds a command's options when the command is chosen: its help (and so
+    its options) are the full parser's, the other commands are left without theirs."""
+    parser = build_parser(deferred=True)
+    assert parser.format_help() == build_parser().format_help()
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args([command, "--help"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == SUBPARSERS[command].format_help()
+    chosen = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, other in chosen.choices.items():
+        assert (len(other._actions) > 1) is (name == command)  # -h alone, or all of them
 
 
 # -- install docs that work on a fresh machine -----------------------------------------------

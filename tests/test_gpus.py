@@ -156,3 +156,14 @@ def test_the_data_file_records_the_rule_and_ships_with_the_package() -> None:
     data = json.loads(text)
     assert "get_batch_defaults" in data["batch_defaults_rule"]["source"]
     assert len(data["batch_defaults_rule"]["tiers"]) == 3
+
+
+def test_the_catalogue_is_the_data_file_as_gpu_validates_it() -> None:
+    """The catalogue is made without validation (a fit then builds no validator for it): every
+    shipped entry passes GPU's validation and gives the very entry the catalogue holds."""
+    from kvschema.planning.gpus import _data, _fields
+
+    validated = [GPU.model_validate(_fields(item)) for item in _data()["gpus"]]
+    assert validated == gpus()
+    assert all(type(g.cuda_total) is Interval for g in gpus())
+    assert [g.model_fields_set for g in validated] == [g.model_fields_set for g in gpus()]

@@ -6,6 +6,7 @@ handler (run() calls them before it ends the process) writes the modules it impo
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -62,12 +63,16 @@ def _modules(argv: list[str], **env: str) -> tuple[int, set[str]]:
     return done.returncode, set(json.loads(line))
 
 
+#: fit's options: a run adds the options of its own command alone (kvschema.cli.arguments).
+FIT_OPTIONS = "kvschema.cli.fit_cli"
+
+
 @pytest.mark.parametrize(
     ("argv", "also_never"),
     [
         (FIT, {"yaml", "kvschema.reading.loaders"}),
-        (PLAN, {"yaml", "kvschema.planning.fitmodel", "kvschema.models.weights"}),
-        (VALIDATE, {"kvschema.planning.planner", "kvschema.models.hf"}),
+        (PLAN, {"yaml", "kvschema.planning.fitmodel", "kvschema.models.weights", FIT_OPTIONS}),
+        (VALIDATE, {"kvschema.planning.planner", "kvschema.models.hf", FIT_OPTIONS}),
     ],
     ids=["fit", "plan", "validate"],
 )
@@ -117,3 +122,56 @@ def test_main_leaves_the_environment_alone(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
     assert main(["models"]) == 0
     assert "PYDANTIC_DISABLE_PLUGINS" not in os.environ
+
+
+def _defines_models(tree: ast.Module, bases: set[str]) -> bool:
+    return any(
+        isinstance(node, ast.ClassDef)
+        and any(isinstance(b, ast.Name) and b.id in bases for b in node.bases)
+        for node in tree.body
+    )
+
+
+def test_modules_of_pydantic_models_give_pydantic_annotations_not_strings() -> None:
+    """Under ``from __future__ import annotations`` pydantic compiles each field's annotation
+    from its text (a ``compile`` per field, ~20 M instructions of a fit): modules that define
+    models leave it out, and quote the few forward references in their functions instead."""
+    trees = {
+        path: ast.parse(path.read_text(encoding="utf-8"))
+        for path in sorted((ROOT / "kvschema").rglob("*.py"))
+    }
+    bases = {"BaseModel"}
+    for _ in range(3):  # the models' own bases (_SpecBase, _Frozen, ...), defined in turn
+        for tree in trees.values():
+            bases |= {
+                node.name
+                for node in tree.body
+                if isinstance(node, ast.ClassDef)
+                and any(isinstance(b, ast.Name) and b.id in bases for b in node.bases)
+            }
+    with_models = [path for path, tree in trees.items() if _defines_models(tree, bases)]
+    assert len(with_models) >= 20  # the walk found them
+    future = [
+        path.relative_to(ROOT).as_posix()
+        for path in with_models
+        if any(
+            isinstance(node, ast.ImportFrom) and node.module == "__future__"
+            for node in trees[path].body
+        )
+    ]
+    assert future == []
+
+
+def test_a_fit_builds_no_validator_for_the_shipped_gpu_catalogue() -> None:
+    """The catalogue is read without validation (tests/test_gpus.py validates it instead)."""
+    code = CONSOLE.replace(
+        "json.dumps(sorted(sys.modules))",
+        "json.dumps([m.__name__ for m in (sys.modules['kvschema.planning.gpus'].GPU, "
+        "sys.modules['kvschema.planning.gpus'].GPUSource) if m.__pydantic_complete__])",
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *FIT], capture_output=True, text=True, cwd=ROOT, env=environ
+    )
+    assert done.returncode == 0
+    assert json.loads(done.stderr.rpartition("\nMODULES ")[2]) == []

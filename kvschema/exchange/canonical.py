@@ -16,8 +16,6 @@ b'{"dtype":"bfloat16","head_size":128,"kind":"full_attention",'
 'sha256:'
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 from collections.abc import Callable

@@ -15,8 +15,6 @@ True
 ['layer.0: the receiving page (8 tokens) is not a multiple of the sending page (16 tokens)', 'layer.1: the receiving page (8 tokens) is not a multiple of the sending page (16 tokens)']
 """
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -8,8 +8,6 @@
 (2, 2, 1)
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any, Self
@@ -81,7 +79,7 @@ def _versioned(
     return plan
 
 
-def _fields_set(config: CacheGroupsConfig) -> set[str]:
+def _fields_set(config: "CacheGroupsConfig") -> set[str]:
     """The fields of :data:`FIELD_VERSIONS` set to a non-default value in ``config`` or the
     models inside it: its groups, their specs and a uniform-type spec's members, each distinct
     spec object once.
@@ -108,7 +106,7 @@ def _fields_set(config: CacheGroupsConfig) -> set[str]:
     return found
 
 
-def _keys_read(config: CacheGroupsConfig) -> int:
+def _keys_read(config: "CacheGroupsConfig") -> int:
     """How many keys the JSON objects of a validated config held, each key counted once
     (pydantic keeps the last of two equal keys): the fields each model was given, and the
     entries of its mappings.  Never more than the document's keys."""
@@ -361,7 +359,7 @@ class CacheGroupsConfig(BaseModel):
     @classmethod
     def from_mask_details(
         cls,
-        mask_details: MaskDetailsInput | None,
+        mask_details: "MaskDetailsInput | None",
         *,
         num_pages: int,
         page_size: int,
@@ -370,7 +368,7 @@ class CacheGroupsConfig(BaseModel):
         dtype: Any,
         use_mla: bool = False,
         num_layers: int | None = None,
-    ) -> CacheGroupsConfig:
+    ) -> "CacheGroupsConfig":
         """Groups from per-layer mask details (see :func:`groups_from_mask_details`) plus a page count.
 
         >>> config = CacheGroupsConfig.from_mask_details(

@@ -6,8 +6,6 @@
 ['layer.0', 'layer.1']
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from pydantic import (

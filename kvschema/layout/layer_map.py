@@ -15,8 +15,6 @@ True
 (4, ['layer.0'])
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -137,7 +135,7 @@ class LayerMap(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _one_scope(self) -> LayerMap:
+    def _one_scope(self) -> "LayerMap":
         tp, scope = self.tensor_parallel_size, self.parallelism
         if tp is not None and scope is not None and scope.tensor_parallel_size != tp:
             raise PydanticCustomError(

@@ -8,8 +8,6 @@
 [('sliding_window_4096_16_65536', ['layer.0', 'layer.2']), ('full_attention_16_65536', ['layer.1'])]
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from enum import Enum, StrEnum
 from typing import Annotated, Any, TypeAlias

@@ -9,8 +9,6 @@ split.  Without it, the specs are the whole model's, and a planner shards them o
 (4, 1, 'one rank of tensor_parallel_size=4')
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from annotated_types import Ge
@@ -51,7 +49,7 @@ class Parallelism(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _stage_in_range(self) -> Parallelism:
+    def _stage_in_range(self) -> "Parallelism":
         stage = self.pipeline_stage
         if stage is not None and stage >= self.pipeline_parallel_size:
             raise PydanticCustomError(

@@ -11,8 +11,6 @@ evidence allows.  An exact figure is an interval of width zero.
 (17134264320, 18208006144, False)
 """
 
-from __future__ import annotations
-
 import math
 from typing import Self
 
@@ -50,7 +48,7 @@ class Interval(BaseModel):
         return self
 
     @classmethod
-    def exact(cls, value: int) -> Interval:
+    def exact(cls, value: int) -> "Interval":
         """An exactly known count.
 
         >>> Interval.exact(7).is_exact
@@ -59,7 +57,7 @@ class Interval(BaseModel):
         return cls(low=value, point=value, high=value)
 
     @classmethod
-    def around(cls, point: float, *, below: float, above: float, extra: float = 0.0) -> Interval:
+    def around(cls, point: float, *, below: float, above: float, extra: float = 0.0) -> "Interval":
         """``point`` widened by the fractions ``below`` / ``above`` (and ``extra`` bytes above).
 
         Fractional bytes round outwards: ``low`` down, ``high`` up.
@@ -77,12 +75,12 @@ class Interval(BaseModel):
         """Whether the bounds coincide."""
         return self.low == self.high
 
-    def __add__(self, other: Interval) -> Interval:
+    def __add__(self, other: "Interval") -> "Interval":
         return Interval(
             low=self.low + other.low, point=self.point + other.point, high=self.high + other.high
         )
 
-    def scaled(self, factor: float) -> Interval:
+    def scaled(self, factor: float) -> "Interval":
         """Every bound times ``factor`` (>= 0), rounded outwards.
 
         >>> Interval(low=10, point=11, high=13).scaled(0.5)

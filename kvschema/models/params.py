@@ -16,8 +16,6 @@ vision tower is refused unless ``text_only=True`` (the language model only).
 8030261248
 """
 
-from __future__ import annotations
-
 import math
 from typing import Any
 

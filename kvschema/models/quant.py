@@ -15,8 +15,6 @@ says so.  Any other method is refused with :class:`QuantizationError`.
 ('awq-int4-g128', (29360128, 1146880))
 """
 
-from __future__ import annotations
-
 import fnmatch
 import math
 import re

@@ -16,8 +16,6 @@ the data without gaps or overlaps), and a file that breaks a rule is refused wit
 12
 """
 
-from __future__ import annotations
-
 import json
 import math
 import struct

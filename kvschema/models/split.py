@@ -19,8 +19,6 @@ embeddings to the first stage and the final norm and ``lm_head`` to the last (a 
 [34816]
 """
 
-from __future__ import annotations
-
 import math
 from typing import Literal
 

@@ -25,8 +25,6 @@ experts shard over TP or spread whole over expert-parallel ranks.  The result is
 True
 """
 
-from __future__ import annotations
-
 import json
 import math
 from collections.abc import Mapping

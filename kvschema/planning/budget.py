@@ -20,8 +20,6 @@ the reverse.
 (72.0, 55.0)
 """
 
-from __future__ import annotations
-
 import math
 from typing import Self
 
@@ -57,7 +55,7 @@ class ByteRange(BaseModel):
         return self
 
     @classmethod
-    def exact(cls, value: int) -> ByteRange:
+    def exact(cls, value: int) -> "ByteRange":
         """An exactly known figure.
 
         >>> ByteRange.exact(4).is_exact

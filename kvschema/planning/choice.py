@@ -16,8 +16,6 @@ checkpoint's declared KV scheme, else the model's dtype), the block size and the
 (2048, 256, 16)
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Any, Literal
 

@@ -17,8 +17,6 @@ plan and the log lines, to the block.
 GPU KV cache size: 163,840 tokens, Maximum concurrency for 32,768 tokens per request: 5.00x
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal

@@ -15,13 +15,11 @@ BatchDefaults(max_num_batched_tokens=8192, max_num_seqs=1024, tier='>=70GiB')
 BatchDefaults(max_num_batched_tokens=2048, max_num_seqs=256, tier='default')
 """
 
-from __future__ import annotations
-
 import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -198,29 +196,54 @@ def _key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text)
 
 
+def _fields(item: dict[str, Any]) -> dict[str, Any]:
+    """A GPU's fields from its entry of ``data/gpus.json`` (MiB made bytes), for :class:`GPU`.
+
+    >>> GPU.model_validate(_fields(_data()["gpus"][0])).name
+    'A10G'
+    """
+    mib = item["cuda_total_mib"]
+    nvml = item.get("nvml_total_mib")
+    return {
+        "name": item["name"],
+        "vendor": item["vendor"],
+        "device_name": item["device_name"],
+        "compute_capability": item["compute_capability"],
+        "memory_gb": item["memory_gb"],
+        "aliases": item.get("aliases", []),
+        "cuda_total": {
+            "low": mib["low"] * MIB,
+            "point": mib["point"] * MIB,
+            "high": mib["high"] * MIB,
+        },
+        "nvml_total": None if nvml is None else nvml * MIB,
+        "notes": item.get("notes"),
+        "sources": item["sources"],
+    }
+
+
+def _data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        Path(__file__).with_name("data").joinpath("gpus.json").read_text("utf-8")
+    )
+    return data
+
+
+def _trusted(fields: dict[str, Any]) -> GPU:
+    """The entry as :class:`GPU` without validating it: the shipped file is valid (a test
+    validates every entry and compares), and a fit would otherwise build GPU's validator."""
+    return GPU.model_construct(
+        **{
+            **fields,
+            "cuda_total": Interval.model_construct(**fields["cuda_total"]),
+            "sources": [GPUSource.model_construct(**source) for source in fields["sources"]],
+        }
+    )
+
+
 @cache
 def _catalogue() -> tuple[tuple[GPU, ...], dict[str, GPU]]:
-    raw = json.loads(Path(__file__).with_name("data").joinpath("gpus.json").read_text("utf-8"))
-    entries: list[GPU] = []
-    for item in raw["gpus"]:
-        mib = item["cuda_total_mib"]
-        nvml = item.get("nvml_total_mib")
-        entries.append(
-            GPU(
-                name=item["name"],
-                vendor=item["vendor"],
-                device_name=item["device_name"],
-                compute_capability=item["compute_capability"],
-                memory_gb=item["memory_gb"],
-                aliases=item.get("aliases", []),
-                cuda_total=Interval(
-                    low=mib["low"] * MIB, point=mib["point"] * MIB, high=mib["high"] * MIB
-                ),
-                nvml_total=None if nvml is None else nvml * MIB,
-                notes=item.get("notes"),
-                sources=[GPUSource(**s) for s in item["sources"]],
-            )
-        )
+    entries = [_trusted(_fields(item)) for item in _data()["gpus"]]
     index: dict[str, GPU] = {}
     for entry in entries:
         for label in (entry.name, entry.device_name, *entry.aliases):

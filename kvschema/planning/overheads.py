@@ -17,8 +17,6 @@ bounds what the measurements allow.
 (0.21, 0.52, 1.57)
 """
 
-from __future__ import annotations
-
 import json
 import math
 from collections.abc import Mapping

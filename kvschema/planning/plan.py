@@ -4,8 +4,6 @@
 [2, 3, 3, 2]
 """
 
-from __future__ import annotations
-
 import math
 from typing import Any, Literal, TypeVar
 

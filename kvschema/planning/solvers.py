@@ -13,8 +13,6 @@ this), ``point`` what the best estimate gives.  "Requests at once" counts reques
 (True, True)
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterable, Sequence
 from itertools import product
 from typing import Any, Literal

@@ -12,8 +12,6 @@ concurrency with ``%.2f``.  Log prefixes (time, process, file and line) are left
 GPU KV cache size: 409,600 tokens, Maximum concurrency for 32,768 tokens per request: 12.50x
 """
 
-from __future__ import annotations
-
 import re
 from typing import Literal, NamedTuple
 

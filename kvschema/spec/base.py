@@ -5,8 +5,6 @@
 'full_attention_16_65536'
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
 from typing import Annotated, Any, ClassVar, Self
@@ -179,7 +177,7 @@ def _no_key(fields: dict[str, Any]) -> None:
     return None
 
 
-def _key_of(cls: type[_SpecBase]) -> Callable[[dict[str, Any]], Any]:
+def _key_of(cls: "type[_SpecBase]") -> Callable[[dict[str, Any]], Any]:
     names = [name for name in cls.model_fields if not name.startswith("given_")]
     getter = itemgetter(*names) if cls._MEMO and len(names) > 1 else _no_key
     _KEY_OF[cls] = getter

@@ -9,8 +9,6 @@ one per speculative token and one per prefill checkpoint.
 64
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from math import prod
 from typing import Annotated, Any, Literal
