@@ -12,19 +12,10 @@ import argparse
 from collections.abc import Callable
 
 import kvschema.cli.commands as run_command
+from kvschema.cli.options import positive_count
 from kvschema.cli.pipeline import cmd_fingerprint
 
 __all__ = ["COMMANDS"]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _sizes(text: str) -> list[int]:
@@ -40,7 +31,7 @@ def _sizes(text: str) -> list[int]:
 def _hf_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--page-size",
-        type=_positive,
+        type=positive_count,
         default=None,
         metavar="N",
         help="tokens per page, as vLLM's --block-size (with --hf-config; default: vLLM's, 16, "
@@ -97,17 +88,21 @@ def _validate(validate: argparse.ArgumentParser) -> None:
     loud.add_argument("-v", "--verbose", action="store_true", help="also a line per valid file")
     validate.add_argument(
         "--max-bytes",
-        type=_positive,
+        type=positive_count,
         default=16 * 1024 * 1024,
         metavar="N",
         help="largest file read (default: 16 MiB)",
     )
     validate.add_argument(
-        "--max-depth", type=_positive, default=64, metavar="N", help="deepest nesting (default: 64)"
+        "--max-depth",
+        type=positive_count,
+        default=64,
+        metavar="N",
+        help="deepest nesting (default: 64)",
     )
     validate.add_argument(
         "--max-values",
-        type=_positive,
+        type=positive_count,
         default=1_000_000,
         metavar="N",
         help="most values, YAML aliases counted as expanded (default: 1000000)",
@@ -115,7 +110,7 @@ def _validate(validate: argparse.ArgumentParser) -> None:
     validate.add_argument(
         "-j",
         "--jobs",
-        type=_positive,
+        type=positive_count,
         default=0,
         metavar="N",
         help="worker processes (default: one per core, each with 32 or more files)",
@@ -154,7 +149,7 @@ def _plan(plan: argparse.ArgumentParser) -> None:
     )
     plan.add_argument(
         "--max-model-len",
-        type=_positive,
+        type=positive_count,
         metavar="N",
         help="tokens per request (default with --hf-config: the model's own, as vLLM derives it)",
     )
@@ -165,20 +160,20 @@ def _plan(plan: argparse.ArgumentParser) -> None:
     )
     plan.add_argument(
         "--max-num-batched-tokens",
-        type=_positive,
+        type=positive_count,
         default=8192,
         metavar="N",
         help="tokens scheduled per step (default: 8192)",
     )
     plan.add_argument(
         "--tp",
-        type=_positive,
+        type=positive_count,
         metavar="N",
         help="tensor-parallel size (default: the document's parallelism, else 1)",
     )
     plan.add_argument(
         "--pp",
-        type=_positive,
+        type=positive_count,
         metavar="N",
         help="pipeline-parallel size (default: the document's parallelism, else 1)",
     )
@@ -239,7 +234,9 @@ def _layers(layers: argparse.ArgumentParser) -> None:
     layers.add_argument(
         "--hf-config", required=True, metavar="PATH", help="config.json or its folder"
     )
-    layers.add_argument("--tp", type=_positive, default=1, metavar="N", help="tensor-parallel size")
+    layers.add_argument(
+        "--tp", type=positive_count, default=1, metavar="N", help="tensor-parallel size"
+    )
     layers.add_argument("-o", "--output", choices=["text", "json"], default="text")
     _hf_options(layers)
     layers.set_defaults(handler=run_command.cmd_layers)
@@ -266,13 +263,13 @@ def _diff(diff: argparse.ArgumentParser) -> None:
     )
     diff.add_argument(
         "--tp-a",
-        type=_positive,
+        type=positive_count,
         metavar="N",
         help="A's tensor-parallel size (default: as A records it, else 1)",
     )
     diff.add_argument(
         "--tp-b",
-        type=_positive,
+        type=positive_count,
         metavar="N",
         help="B's tensor-parallel size (default: as B records it, else 1)",
     )

@@ -21,20 +21,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from kvschema.cli.options import positive_count
+
 __all__ = ["add_fit_arguments", "run_fit"]
 
 #: The exit codes of ``kvschema.cli.commands`` (not imported: it imports this module).
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
@@ -76,7 +68,7 @@ def _length(text: str) -> int | str:
 
 def _csv(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
     """A value or a comma-separated list of them, each read by ``kind`` (``int``: positive)."""
-    read = _positive if kind is int else kind
+    read = positive_count if kind is int else kind
 
     def parse(text: str) -> list[Any]:
         items = [item.strip() for item in text.split(",") if item.strip()]
@@ -110,7 +102,9 @@ def add_fit_arguments(fit: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="a GPU of the catalogue (H100, A100-80GB, L40S, ...); a list with --sweep",
     )
-    fit.add_argument("--gpus", type=_positive, metavar="N", help="GPUs: tp x pp (default: tp x pp)")
+    fit.add_argument(
+        "--gpus", type=positive_count, metavar="N", help="GPUs: tp x pp (default: tp x pp)"
+    )
     fit.add_argument(
         "--gpu-memory",
         type=_size_or_int,
@@ -157,13 +151,13 @@ def add_fit_arguments(fit: argparse.ArgumentParser) -> None:
     )
     fit.add_argument(
         "--max-num-seqs",
-        type=_positive,
+        type=positive_count,
         metavar="N",
         help="default: vLLM's for the GPU (256, or 1024 on 70 GiB and up, not A100)",
     )
     fit.add_argument(
         "--max-num-batched-tokens",
-        type=_positive,
+        type=positive_count,
         metavar="N",
         help="default: vLLM's for the GPU (2048, 8192 or 16384)",
     )
@@ -176,7 +170,7 @@ def add_fit_arguments(fit: argparse.ArgumentParser) -> None:
     )
     fit.add_argument(
         "--block-size",
-        type=_positive,
+        type=positive_count,
         metavar="N",
         help="tokens per block (default: vLLM's, 16, grown for hybrid models)",
     )
@@ -213,7 +207,7 @@ def add_fit_arguments(fit: argparse.ArgumentParser) -> None:
     )
     fit.add_argument(
         "--concurrency",
-        type=_positive,
+        type=positive_count,
         metavar="N",
         help="requests of max_model_len tokens at once (for --solve)",
     )

@@ -3,7 +3,8 @@
 ``plan --layers`` or ``--groups`` reads specs already made, so the options that make specs from
 a Hugging Face config (``--page-size``, ``--kv-cache-dtype``, ...) are refused with them (exit
 2, naming the option), never silently ignored; ``diff`` takes each peer's tensor-parallel size
-from its layout when the layout records one.
+from its layout when the layout records one.  The type of every option that counts something
+(``positive_count``) is here too, shared by the commands' and ``fit``'s options.
 
 >>> import argparse
 >>> args = argparse.Namespace(hf_config=None, layers="l.yaml", groups=None, groups_list=False,
@@ -21,7 +22,13 @@ from typing import Any
 
 from kvschema.cli.output import MESSAGE_LIMIT, printable
 
-__all__ = ["HF_DEFAULTS", "apply_hf_defaults", "diff_tensor_parallel", "plan_options_refused"]
+__all__ = [
+    "HF_DEFAULTS",
+    "apply_hf_defaults",
+    "diff_tensor_parallel",
+    "plan_options_refused",
+    "positive_count",
+]
 
 #: The options that shape the specs read from a Hugging Face config, by ``args`` attribute, and
 #: the value each takes when not given (the parser's default is None, so a given one is seen).
@@ -101,3 +108,15 @@ def diff_tensor_parallel(args: argparse.Namespace, configs: list[Any]) -> tuple[
             )
         sizes.append(asked or recorded or 1)
     return "", sizes[0], sizes[1]
+
+
+def positive_count(text: str) -> int:
+    """An option's positive integer (``--tp``, ``--workers``, ``--max-depth``, ...), as argparse
+    takes a type: a message naming the text otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
