@@ -21,7 +21,7 @@ from kvschema import fit
 from kvschema.cli.app import main
 from kvschema.errors import InvalidArgumentError, KVSchemaError
 from kvschema.planning.fitmodel import FitModel
-from kvschema.planning.solvers import Sweep, SweepRow, _row, sweep
+from kvschema.planning.solvers import Sweep, SweepRow, _failed_row, _row, sweep
 
 HF = Path(__file__).parent / "fixtures" / "hf"
 NEXT = json.loads((HF / "qwen3-next-80b.json").read_text())
@@ -43,27 +43,16 @@ def _alone(config: dict[str, Any], weights: int | None, **choice: Any) -> SweepR
     """The row of one choice, fitted alone on a model read afresh."""
     asked = choice["max_model_len"]
     shown = "auto" if asked == -1 else asked
-    base = {
-        "gpu": choice["gpu"],
-        "tensor_parallel_size": choice["tensor_parallel_size"],
-        "pipeline_parallel_size": choice["pipeline_parallel_size"],
-    }
     try:
         report = fit(config, weights_bytes=weights, **choice)
     except KVSchemaError as err:
-        return SweepRow(
-            **base,
-            kv_cache_dtype=choice["kv_cache_dtype"],
-            asked_max_model_len=shown,
-            gpus=choice["tensor_parallel_size"] * choice["pipeline_parallel_size"],
-            verdict=None,
-            reason_code=None,
-            available_kv_gib=None,
-            max_model_len=None,
-            max_concurrency_low=None,
-            max_concurrency=None,
-            concurrency_per_gpu=None,
-            error=err.message,
+        return _failed_row(
+            choice["gpu"],
+            choice["tensor_parallel_size"],
+            choice["pipeline_parallel_size"],
+            choice["kv_cache_dtype"],
+            shown,
+            err.message,
         )
     row = _row(
         report.hardware.gpu if report.hardware and report.hardware.gpu else choice["gpu"],

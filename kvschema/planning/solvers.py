@@ -309,6 +309,28 @@ def _row(
     )
 
 
+def _failed_row(
+    gpu: str, tp: int, pp: int, dtype: str, asked: int | Literal["auto"] | None, message: str
+) -> SweepRow:
+    """The row of a choice that cannot be fitted: what was asked, and why not."""
+    return SweepRow(
+        gpu=gpu,
+        tensor_parallel_size=tp,
+        pipeline_parallel_size=pp,
+        kv_cache_dtype=dtype,
+        asked_max_model_len=asked,
+        gpus=tp * pp,
+        verdict=None,
+        reason_code=None,
+        available_kv_gib=None,
+        max_model_len=None,
+        max_concurrency_low=None,
+        max_concurrency=None,
+        concurrency_per_gpu=None,
+        error=message,
+    )
+
+
 def _length(value: Any) -> int | Literal["auto"] | None:
     """A length a sweep asks for: a positive int, ``"auto"`` (or vLLM's ``-1``), or None."""
     if value is None or value == "auto" or (type(value) is int and value == -1):
@@ -372,24 +394,7 @@ def sweep(
                 )
             )
         except KVSchemaError as err:
-            rows.append(
-                SweepRow(
-                    gpu=name,
-                    tensor_parallel_size=tp,
-                    pipeline_parallel_size=pp,
-                    kv_cache_dtype=dtype,
-                    asked_max_model_len=length,
-                    gpus=tp * pp,
-                    verdict=None,
-                    reason_code=None,
-                    available_kv_gib=None,
-                    max_model_len=None,
-                    max_concurrency_low=None,
-                    max_concurrency=None,
-                    concurrency_per_gpu=None,
-                    error=err.message,
-                )
-            )
+            rows.append(_failed_row(name, tp, pp, dtype, length, err.message))
             continue
         gpu = report.hardware.gpu or name if report.hardware else name
         rows.append(_row(gpu, tp, pp, length, report))
